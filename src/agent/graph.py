@@ -1,0 +1,81 @@
+"""The ``agent`` graph: a chat agent that remembers.
+
+    START -> recall -> call_model -> tools -> call_model ... -> schedule_memory -> END
+
+A hand-written StateGraph rather than ``create_agent``: the model is chosen per run from the
+context (so each assistant can pick its own), and is built only when a run needs it, so the
+server starts without an API key; ``create_agent`` binds one model when the graph is built.
+"""
+
+from typing import Any, Literal
+
+from langchain_core.messages import AIMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import ToolException
+from langgraph.graph import END, START, StateGraph
+from langgraph.prebuilt import ToolNode
+from langgraph.runtime import Runtime
+
+from agent import scheduling
+from agent.context import Context, context_or_default
+from agent.recall import latest_user_text, recall
+from agent.state import InputState, State
+from agent.tools import TOOLS
+from memory_graph.identity import resolve_user_id
+from memory_graph.models import load_chat_model
+
+
+async def recall_memories(state: State, config: RunnableConfig, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Bring the memories relevant to the latest user message, and the profile, into the turn."""
+    context = context_or_default(runtime.context)
+    if runtime.store is None:
+        return {"recalled": ""}
+    user_id = resolve_user_id(context.user_id, config)
+    query = latest_user_text(state["messages"])
+    return {"recalled": await recall(runtime.store, user_id, query, context.recall_limit)}
+
+
+async def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Answer, or call a memory tool."""
+    context = context_or_default(runtime.context)
+    model = load_chat_model(context.model).bind_tools(TOOLS)
+    system = SystemMessage(context.system_prompt + state.get("recalled", ""))
+    response = await model.ainvoke([system, *state["messages"]])
+    return {"messages": [response]}
+
+
+def route_model_output(state: State) -> Literal["tools", "schedule_memory"]:
+    """Run the tools the model called, or end the turn."""
+    last = state["messages"][-1]
+    if not isinstance(last, AIMessage):
+        raise ValueError(f"Expected the model's AIMessage last, got {type(last).__name__}.")
+    return "tools" if last.tool_calls else "schedule_memory"
+
+
+async def schedule_memory(state: State, config: RunnableConfig, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Hand the conversation to the memory graph (debounced on a server)."""
+    context = context_or_default(runtime.context)
+    if not context.background_memory:
+        return {}
+    user_id = resolve_user_id(context.user_id, config)
+    chat_thread_id = str((config.get("configurable") or {}).get("thread_id") or "default")
+    if scheduling.is_server_run(config):
+        await scheduling.schedule_remote(user_id, chat_thread_id, context)
+    else:
+        await scheduling.run_in_process(runtime.store, user_id, chat_thread_id, state["messages"], context)
+    return {}
+
+
+builder = StateGraph(State, input_schema=InputState, context_schema=Context)
+builder.add_node("recall", recall_memories)
+builder.add_node(call_model)
+builder.add_node("tools", ToolNode(TOOLS, handle_tool_errors=ToolException))
+builder.add_node(schedule_memory)
+builder.add_edge(START, "recall")
+builder.add_edge("recall", "call_model")
+builder.add_conditional_edges("call_model", route_model_output)
+builder.add_edge("tools", "call_model")
+builder.add_edge("schedule_memory", END)
+
+graph = builder.compile()
+graph.name = "agent"

@@ -1,0 +1,100 @@
+"""Hot-path memory tools: langmem's manage and search tools, scoped to the run's user.
+
+We wrap langmem's tools rather than hand them to the model as they are because, in
+langmem 0.0.30, they read the namespace only from ``configurable`` (not a run's context),
+report success for an update or delete of an unknown id (an update silently creates it),
+and raise a ``BaseException`` that kills the run. The wrappers resolve the user, check ids
+and sizes, and turn every mistake into a tool error the model can act on.
+"""
+
+import uuid
+from typing import Annotated, Literal
+
+from langchain_core.tools import ToolException, tool
+from langgraph.prebuilt import ToolRuntime
+from langgraph.store.base import BaseStore
+from langmem import create_manage_memory_tool, create_search_memory_tool
+
+from agent.context import Context, context_or_default
+from memory_graph.identity import resolve_user_id
+from memory_graph.records import MAX_MEMORY_CHARS, memory_namespace
+
+MAX_QUERY_CHARS = 1000
+MAX_SEARCH_RESULTS = 20
+
+_MANAGE_DESCRIPTION = create_manage_memory_tool(namespace=("memories",)).description
+_SEARCH_DESCRIPTION = create_search_memory_tool(namespace=("memories",)).description
+
+
+def _scope(runtime: ToolRuntime[Context]) -> tuple[BaseStore, tuple[str, ...]]:
+    if runtime.store is None:
+        raise RuntimeError("The agent has no store: compile the graph with `store=...`.")
+    context = context_or_default(runtime.context)
+    return runtime.store, memory_namespace(resolve_user_id(context.user_id, runtime.config))
+
+
+def _memory_id(raw: str | None, action: str) -> uuid.UUID:
+    if not raw:
+        raise ToolException(f"To {action} a memory, pass its `id` (from search_memory).")
+    try:
+        return uuid.UUID(str(raw))
+    except ValueError:
+        raise ToolException(
+            f"{raw!r} is not a memory id. Ids are UUIDs; call search_memory to find the right one."
+        ) from None
+
+
+@tool("manage_memory", description=_MANAGE_DESCRIPTION)
+async def manage_memory(
+    action: Annotated[Literal["create", "update", "delete"], "What to do."] = "create",
+    content: Annotated[str | None, "The memory text (for create and update)."] = None,
+    id: Annotated[str | None, "The memory's id (for update and delete)."] = None,
+    *,
+    runtime: ToolRuntime[Context],
+) -> str:
+    """Create, update or delete one of the user's memories."""
+    store, namespace = _scope(runtime)
+    memory_id: uuid.UUID | None = None
+    if action in ("update", "delete"):
+        memory_id = _memory_id(id, action)
+        if await store.aget(namespace, str(memory_id)) is None:
+            raise ToolException(
+                f"No memory has id {memory_id}. Call search_memory to find the memory to "
+                f"{action}, or create a new one."
+            )
+    elif id:
+        raise ToolException("Do not pass an `id` to create a memory; one is assigned.")
+    if action != "delete":
+        if not content or not content.strip():
+            raise ToolException(f"To {action} a memory, pass its text as `content`.")
+        if len(content) > MAX_MEMORY_CHARS:
+            raise ToolException(
+                f"This memory is {len(content)} characters; the limit is {MAX_MEMORY_CHARS}. "
+                "Save a shorter statement, or split it into several memories."
+            )
+    langmem_tool = create_manage_memory_tool(namespace=namespace, store=store)
+    assert langmem_tool.coroutine is not None
+    return str(await langmem_tool.coroutine(content=content, action=action, id=memory_id))
+
+
+@tool("search_memory", description=_SEARCH_DESCRIPTION)
+async def search_memory(
+    query: Annotated[str, "What to look for."],
+    limit: Annotated[int, "How many memories to return."] = 5,
+    *,
+    runtime: ToolRuntime[Context],
+) -> str:
+    """Search the user's memories by meaning."""
+    store, namespace = _scope(runtime)
+    if not query.strip():
+        raise ToolException("Pass a non-empty `query`.")
+    if len(query) > MAX_QUERY_CHARS:
+        raise ToolException(f"The query is too long ({len(query)} characters; at most {MAX_QUERY_CHARS}).")
+    if not 1 <= limit <= MAX_SEARCH_RESULTS:
+        raise ToolException(f"`limit` must be between 1 and {MAX_SEARCH_RESULTS}.")
+    langmem_tool = create_search_memory_tool(namespace=namespace, store=store)
+    assert langmem_tool.coroutine is not None
+    return str(await langmem_tool.coroutine(query=query, limit=limit))
+
+
+TOOLS = [manage_memory, search_memory]

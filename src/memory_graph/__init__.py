@@ -1,0 +1,1 @@
+"""Background memory service: extracts and consolidates long-term memories."""

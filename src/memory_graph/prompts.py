@@ -1,0 +1,14 @@
+"""Prompts of the memory graph."""
+
+EXTRACTION_INSTRUCTIONS = """You maintain long-term memories about the user for a chat assistant.
+From the new messages, extract facts that will still matter in future conversations:
+preferences, plans, relationships, biographical facts, and explicit requests to remember.
+Each memory is one short, self-contained statement about the user.
+If a new message changes a fact in an existing memory, update that memory.
+If a new message contradicts an existing memory, delete it (or update it).
+Never create a memory that duplicates an existing one.
+Ignore small talk and anything only relevant to the current conversation."""
+
+PROFILE_INSTRUCTIONS = """Keep the user's profile up to date from the new messages.
+Fill in or correct fields the user revealed (name, preferred name, language, timezone,
+response style, interests). Keep the values you already have unless the user changed them."""

@@ -1,0 +1,71 @@
+"""The memory record format and namespace layout shared by both graphs.
+
+Hot-path memories (written by langmem's manage tool in the agent) and background
+memories (written by the memory graph) live in one namespace with one value shape,
+``{"content": "<text>"}``, so each side sees and consolidates what the other wrote.
+The store's semantic index covers the ``content`` field only.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+MEMORY_FIELD = "content"
+MAX_MEMORY_CHARS = 2000
+PROFILE_KEY = "profile"
+
+
+def memory_namespace(user_id: str) -> tuple[str, ...]:
+    """Namespace of one user's memories (hot path and background alike)."""
+    return ("memories", user_id)
+
+
+def profile_namespace(user_id: str) -> tuple[str, ...]:
+    """Namespace of one user's profile document (a single item, key ``profile``)."""
+    return ("profile", user_id)
+
+
+def cursor_namespace(user_id: str) -> tuple[str, ...]:
+    """Namespace of the per-conversation "processed up to" cursors of one user."""
+    return ("memory_cursors", user_id)
+
+
+def memory_record(text: str) -> dict[str, Any]:
+    """The stored value of a memory."""
+    return {MEMORY_FIELD: text}
+
+
+def memory_text(value: Mapping[str, Any]) -> str:
+    """The text of a stored memory, whichever writer produced it.
+
+    Accepts the shared shape ``{"content": "..."}`` and langmem's store-manager shape
+    ``{"kind": "Memory", "content": {"content": "..."}}``, so a namespace holding both
+    never breaks a reader (langmem 0.0.30 raises ``KeyError: 'kind'`` there).
+    """
+    content = value.get(MEMORY_FIELD)
+    if isinstance(content, Mapping):
+        content = content.get(MEMORY_FIELD, content)
+    return content if isinstance(content, str) else str(content)
+
+
+class Memory(BaseModel):
+    """A fact about the user or the conversation worth remembering across conversations."""
+
+    content: str = Field(
+        description="The memory as a short, self-contained statement, e.g. "
+        "'User prefers answers in French.'"
+    )
+
+
+class UserProfile(BaseModel):
+    """What is known about the user. Leave a field empty when it is unknown."""
+
+    name: str | None = Field(default=None, description="The user's full name.")
+    preferred_name: str | None = Field(default=None, description="What the user likes to be called.")
+    language: str | None = Field(default=None, description="The language the user prefers.")
+    timezone: str | None = Field(default=None, description="The user's timezone, e.g. 'Europe/Paris'.")
+    response_style: str | None = Field(
+        default=None, description="How the user likes answers: length, tone, format."
+    )
+    interests: list[str] = Field(default_factory=list, description="Topics the user cares about.")

@@ -1,0 +1,29 @@
+"""State of the memory graph."""
+
+from typing import Any, TypedDict
+
+from langchain_core.messages import AnyMessage
+
+
+class MemoryInput(TypedDict, total=False):
+    """What a caller sends: the conversation, or a reference to the chat thread holding it."""
+
+    chat_thread_id: str
+    """The chat thread to process. Without `messages`, its messages are fetched from the server."""
+    messages: list[Any]
+    """The conversation itself (used when the graph runs in-process, outside a server)."""
+
+
+class MemoryState(MemoryInput, total=False):
+    """Internal state: only the current batch is kept, never the whole conversation."""
+
+    batch: list[AnyMessage]
+    """Already-seen context messages followed by the new messages of this batch."""
+    seen_in_batch: int
+    """How many leading messages of `batch` were processed before (context only)."""
+    batch_end: int
+    """Position in the conversation just after the batch."""
+    last_message_id: str | None
+    """Id of the batch's last message, where the cursor moves once the batch is stored."""
+    done: bool
+    """True when no unprocessed message is left."""
