@@ -1,1 +1,0 @@
-"""Test helpers: a scripted fake OpenAI server and a `langgraph dev` harness."""
