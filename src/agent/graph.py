@@ -10,8 +10,8 @@ server starts without an API key; ``create_agent`` binds one model when the grap
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, SystemMessage
-from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import ToolException
+from langgraph.config import get_config
 from langgraph.graph import END, START, StateGraph
 from langgraph.prebuilt import ToolNode
 from langgraph.runtime import Runtime
@@ -25,12 +25,12 @@ from memory_graph.identity import resolve_user_id
 from memory_graph.models import load_chat_model
 
 
-async def recall_memories(state: State, config: RunnableConfig, runtime: Runtime[Context]) -> dict[str, Any]:
+async def recall_memories(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Bring the memories relevant to the latest user message, and the profile, into the turn."""
     context = context_or_default(runtime.context)
     if runtime.store is None:
         return {"recalled": ""}
-    user_id = resolve_user_id(context.user_id, config)
+    user_id = resolve_user_id(context.user_id, get_config())
     query = latest_user_text(state["messages"])
     return {"recalled": await recall(runtime.store, user_id, query, context.recall_limit)}
 
@@ -52,11 +52,12 @@ def route_model_output(state: State) -> Literal["tools", "schedule_memory"]:
     return "tools" if last.tool_calls else "schedule_memory"
 
 
-async def schedule_memory(state: State, config: RunnableConfig, runtime: Runtime[Context]) -> dict[str, Any]:
+async def schedule_memory(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Hand the conversation to the memory graph (debounced on a server)."""
     context = context_or_default(runtime.context)
     if not context.background_memory:
         return {}
+    config = get_config()
     user_id = resolve_user_id(context.user_id, config)
     chat_thread_id = str((config.get("configurable") or {}).get("thread_id") or "default")
     if scheduling.is_server_run(config):

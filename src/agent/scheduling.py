@@ -17,6 +17,7 @@ from langgraph.store.base import BaseStore
 from langgraph_sdk import get_client
 
 from agent.context import Context
+from memory_graph.context import MemoryContext
 from memory_graph.graph import builder as memory_graph_builder
 
 logger = logging.getLogger(__name__)
@@ -82,5 +83,5 @@ async def run_in_process(
     await memory_graph.ainvoke(
         {"messages": list(messages), "chat_thread_id": chat_thread_id},
         {"recursion_limit": _MEMORY_RECURSION_LIMIT},
-        context={"user_id": user_id},
+        context=MemoryContext(user_id=user_id),
     )

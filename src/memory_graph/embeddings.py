@@ -60,4 +60,3 @@ embeddings = LazyEmbeddings()
 def index_config(embed: Embeddings | None = None) -> dict[str, object]:
     """The store index configuration used outside the server (same as langgraph.json)."""
     return {"embed": embed or embeddings, "dims": EMBEDDING_DIMS, "fields": ["content"]}
-

@@ -11,10 +11,10 @@ input/output around them so that it can read both record shapes, show the model 
 memories related to the new messages, and move the cursor only after the writes succeeded.
 """
 
-from typing import Any, Literal
+from typing import Any, cast
 
 from langchain_core.messages import AnyMessage, convert_to_messages, get_buffer_string
-from langchain_core.runnables import RunnableConfig
+from langgraph.config import get_config
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.store.base import BaseStore
@@ -40,6 +40,10 @@ from memory_graph.state import MemoryInput, MemoryState
 _RELATED_QUERY_CHARS = 2000
 
 
+def _messages(raw: Any) -> list[AnyMessage]:
+    return [cast(AnyMessage, message) for message in convert_to_messages(raw)]
+
+
 def _store(runtime: Runtime[MemoryContext]) -> BaseStore:
     if runtime.store is None:
         raise RuntimeError(
@@ -49,31 +53,38 @@ def _store(runtime: Runtime[MemoryContext]) -> BaseStore:
     return runtime.store
 
 
-def _thread_key(state: MemoryState, config: RunnableConfig) -> str:
-    return state.get("chat_thread_id") or str(config.get("configurable", {}).get("thread_id", "default"))
+def _context(runtime: Runtime[MemoryContext]) -> MemoryContext:
+    return runtime.context if runtime.context is not None else MemoryContext()
+
+
+def _user_id(runtime: Runtime[MemoryContext]) -> str:
+    return resolve_user_id(_context(runtime).user_id, get_config())
+
+
+def _thread_key(state: MemoryState) -> str:
+    configurable = get_config().get("configurable") or {}
+    return state.get("chat_thread_id") or str(configurable.get("thread_id", "default"))
 
 
 async def _load_conversation(state: MemoryState) -> list[AnyMessage]:
     if state.get("messages"):
-        return convert_to_messages(state["messages"])
+        return _messages(state["messages"])
     thread_id = state.get("chat_thread_id")
     if not thread_id:
         raise ValueError("memory_graph input needs `messages` or a `chat_thread_id` to read.")
     thread_state = await get_client().threads.get_state(thread_id)
     values = thread_state["values"]
     messages = values.get("messages", []) if isinstance(values, dict) else []
-    return convert_to_messages(messages)
+    return _messages(messages)
 
 
-async def load_batch(
-    state: MemoryState, config: RunnableConfig, runtime: Runtime[MemoryContext]
-) -> dict[str, Any]:
+async def load_batch(state: MemoryState, runtime: Runtime[MemoryContext]) -> dict[str, Any]:
     """Select the next unprocessed messages, with a little already-seen context before them."""
-    context = runtime.context
-    user_id = resolve_user_id(context.user_id, config)
+    context = _context(runtime)
     conversation = await _load_conversation(state)
-    thread_key = _thread_key(state, config)
-    processed = await load_processed_count(_store(runtime), user_id, thread_key, conversation)
+    processed = await load_processed_count(
+        _store(runtime), _user_id(runtime), _thread_key(state), conversation
+    )
     batch_end = min(len(conversation), processed + context.max_messages_per_batch)
     start = max(0, processed - context.overlap_messages)
     return {
@@ -85,20 +96,18 @@ async def load_batch(
     }
 
 
-def route_batch(state: MemoryState) -> list[str] | Literal["__end__"]:
+def route_batch(state: MemoryState) -> list[str]:
     """End when there is nothing new; otherwise update memories and profile in parallel."""
     if state["done"]:
-        return END
+        return [END]
     return ["extract_memories", "update_profile"]
 
 
-async def extract_memories(
-    state: MemoryState, config: RunnableConfig, runtime: Runtime[MemoryContext]
-) -> dict[str, Any]:
+async def extract_memories(state: MemoryState, runtime: Runtime[MemoryContext]) -> dict[str, Any]:
     """Insert new facts, update changed ones, delete contradicted ones."""
-    context = runtime.context
+    context = _context(runtime)
     store = _store(runtime)
-    namespace = memory_namespace(resolve_user_id(context.user_id, config))
+    namespace = memory_namespace(_user_id(runtime))
     new_messages = state["batch"][state["seen_in_batch"] :]
     query = get_buffer_string(new_messages)[-_RELATED_QUERY_CHARS:]
     related = await store.asearch(namespace, query=query, limit=context.related_memories)
@@ -115,8 +124,7 @@ async def extract_memories(
         {
             "messages": state["batch"],
             "existing": [(key, "Memory", Memory(content=text)) for key, text in existing.items()],
-        },
-        config,
+        }
     )
     for memory in extracted:
         if isinstance(memory.content, Memory):
@@ -127,15 +135,13 @@ async def extract_memories(
     return {}
 
 
-async def update_profile(
-    state: MemoryState, config: RunnableConfig, runtime: Runtime[MemoryContext]
-) -> dict[str, Any]:
+async def update_profile(state: MemoryState, runtime: Runtime[MemoryContext]) -> dict[str, Any]:
     """Update the user's single profile document in place."""
-    context = runtime.context
+    context = _context(runtime)
     if not context.update_profile:
         return {}
     store = _store(runtime)
-    namespace = profile_namespace(resolve_user_id(context.user_id, config))
+    namespace = profile_namespace(_user_id(runtime))
     current = await store.aget(namespace, PROFILE_KEY)
     manager = create_memory_manager(
         load_chat_model(context.model),
@@ -146,7 +152,7 @@ async def update_profile(
         enable_deletes=False,
     )
     existing = [] if current is None else [(PROFILE_KEY, "UserProfile", UserProfile(**current.value))]
-    extracted = await manager.ainvoke({"messages": state["batch"], "existing": existing}, config)
+    extracted = await manager.ainvoke({"messages": state["batch"], "existing": existing})
     for memory in extracted:
         if isinstance(memory.content, UserProfile):
             profile = memory.content.model_dump()
@@ -156,14 +162,12 @@ async def update_profile(
     return {}
 
 
-async def mark_processed(
-    state: MemoryState, config: RunnableConfig, runtime: Runtime[MemoryContext]
-) -> dict[str, Any]:
+async def mark_processed(state: MemoryState, runtime: Runtime[MemoryContext]) -> dict[str, Any]:
     """Move the cursor past the batch, now that its memories are stored."""
     await save_processed_count(
         _store(runtime),
-        resolve_user_id(runtime.context.user_id, config),
-        _thread_key(state, config),
+        _user_id(runtime),
+        _thread_key(state),
         state["batch_end"],
         state["last_message_id"],
     )

@@ -39,6 +39,5 @@ def load_chat_model(spec: str) -> BaseChatModel:
                 "or choose another `model`."
             ) from error
         raise ModelConfigurationError(
-            f"Model {spec!r} cannot be loaded: {message} "
-            "Check the `model` setting ('provider:model')."
+            f"Model {spec!r} cannot be loaded: {message} Check the `model` setting ('provider:model')."
         ) from error

@@ -53,8 +53,7 @@ class Memory(BaseModel):
     """A fact about the user or the conversation worth remembering across conversations."""
 
     content: str = Field(
-        description="The memory as a short, self-contained statement, e.g. "
-        "'User prefers answers in French.'"
+        description="The memory as a short, self-contained statement, e.g. 'User prefers answers in French.'"
     )
 
 
