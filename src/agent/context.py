@@ -50,8 +50,7 @@ class Context(BaseModel):
     )
     memory_without_server: Literal["in_process", "skip"] = Field(
         default="in_process",
-        description="Outside a LangGraph server: run memory extraction in-process after the "
-        "turn, or skip it.",
+        description="Outside a LangGraph server: run memory extraction in-process after the turn, or skip it.",
     )
 
 

@@ -59,8 +59,7 @@ async def manage_memory(
         memory_id = _memory_id(id, action)
         if await store.aget(namespace, str(memory_id)) is None:
             raise ToolException(
-                f"No memory has id {memory_id}. Call search_memory to find the memory to "
-                f"{action}, or create a new one."
+                f"No memory has id {memory_id}. Call search_memory to find the memory to {action}, or create a new one."
             )
     elif id:
         raise ToolException("Do not pass an `id` to create a memory; one is assigned.")

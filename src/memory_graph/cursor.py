@@ -19,18 +19,21 @@ async def load_processed_count(
 ) -> int:
     """Number of leading messages already processed (0 for a new conversation).
 
-    The cursor names the last processed message by id, so it stays right if the
-    conversation is edited before that point; the stored count is the fallback.
+    The cursor names the last processed message by id. If that message is no longer in
+    the conversation (edited or trimmed), everything is processed again: consolidation
+    then updates existing memories rather than duplicating them, and nothing is skipped.
+    The stored count is used only for messages that have no ids.
     """
     item = await store.aget(cursor_namespace(user_id), thread_id)
     if item is None:
         return 0
     last_id = item.value.get("last_message_id")
-    if last_id is not None:
-        for index in range(len(conversation) - 1, -1, -1):
-            if conversation[index].id == last_id:
-                return index + 1
-    return min(int(item.value.get("count", 0)), len(conversation))
+    if last_id is None:
+        return min(int(item.value.get("count", 0)), len(conversation))
+    for index in range(len(conversation) - 1, -1, -1):
+        if conversation[index].id == last_id:
+            return index + 1
+    return 0
 
 
 async def save_processed_count(

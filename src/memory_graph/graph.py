@@ -47,8 +47,7 @@ def _messages(raw: Any) -> list[AnyMessage]:
 def _store(runtime: Runtime[MemoryContext]) -> BaseStore:
     if runtime.store is None:
         raise RuntimeError(
-            "memory_graph needs a store: run it on a LangGraph server, or compile it with "
-            "`builder.compile(store=...)`."
+            "memory_graph needs a store: run it on a LangGraph server, or compile it with `builder.compile(store=...)`."
         )
     return runtime.store
 
@@ -82,9 +81,7 @@ async def load_batch(state: MemoryState, runtime: Runtime[MemoryContext]) -> dic
     """Select the next unprocessed messages, with a little already-seen context before them."""
     context = _context(runtime)
     conversation = await _load_conversation(state)
-    processed = await load_processed_count(
-        _store(runtime), _user_id(runtime), _thread_key(state), conversation
-    )
+    processed = await load_processed_count(_store(runtime), _user_id(runtime), _thread_key(state), conversation)
     batch_end = min(len(conversation), processed + context.max_messages_per_batch)
     start = max(0, processed - context.overlap_messages)
     return {

@@ -35,8 +35,7 @@ def load_chat_model(spec: str) -> BaseChatModel:
         if "api_key" in message.lower() or "credentials" in message.lower():
             variable = f"{provider.upper()}_API_KEY"
             raise ModelConfigurationError(
-                f"No API key for model {spec!r}: set {variable} in .env (see .env.example), "
-                "or choose another `model`."
+                f"No API key for model {spec!r}: set {variable} in .env (see .env.example), or choose another `model`."
             ) from error
         raise ModelConfigurationError(
             f"Model {spec!r} cannot be loaded: {message} Check the `model` setting ('provider:model')."

@@ -64,7 +64,5 @@ class UserProfile(BaseModel):
     preferred_name: str | None = Field(default=None, description="What the user likes to be called.")
     language: str | None = Field(default=None, description="The language the user prefers.")
     timezone: str | None = Field(default=None, description="The user's timezone, e.g. 'Europe/Paris'.")
-    response_style: str | None = Field(
-        default=None, description="How the user likes answers: length, tone, format."
-    )
+    response_style: str | None = Field(default=None, description="How the user likes answers: length, tone, format.")
     interests: list[str] = Field(default_factory=list, description="Topics the user cares about.")

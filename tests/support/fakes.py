@@ -14,6 +14,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import RunnableBinding
 from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import Field
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -63,14 +64,14 @@ class ScriptedChatModel(BaseChatModel):
     """
 
     respond: Responder
-    calls: list[tuple[list[BaseMessage], list[str]]] = []
-    tool_names: list[str] = []
+    calls: list[tuple[list[BaseMessage], list[str]]] = Field(default_factory=list)
+    tool_names: list[str] = Field(default_factory=list)
 
     @property
     def _llm_type(self) -> str:
         return "scripted"
 
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> RunnableBinding:  # type: ignore[override]
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> RunnableBinding:
         """Remember which tools are offered; the script decides what to call.
 
         Returns a binding like real models do (trustcall reaches through ``.bound``).

@@ -1,0 +1,60 @@
+"""Shared fixtures: an in-memory store with hashed embeddings and a scripted model."""
+
+from collections.abc import Callable, Sequence
+
+import pytest
+from langchain_core.messages import AIMessage, BaseMessage
+from langgraph.store.memory import InMemoryStore
+
+import agent.graph
+import memory_graph.graph
+from tests.support.fakes import HashedEmbeddings, ScriptedChatModel
+
+Handler = Callable[[Sequence[BaseMessage]], AIMessage]
+
+
+@pytest.fixture
+def store() -> InMemoryStore:
+    return InMemoryStore(index={"embed": HashedEmbeddings(), "dims": 1536, "fields": ["content"]})
+
+
+class Script:
+    """Routes each model call to a handler by what it is for, and records the calls.
+
+    The agent is offered ``manage_memory``; memory extraction is offered ``Memory``;
+    the profile update is offered ``UserProfile`` (first time) or only ``PatchDoc``.
+    """
+
+    def __init__(self) -> None:
+        self.agent: Handler = lambda messages: AIMessage(content="OK")
+        self.extract: Handler = lambda messages: AIMessage(content="")
+        self.profile: Handler = lambda messages: AIMessage(content="")
+        self.model = ScriptedChatModel(respond=self._respond)
+
+    def _respond(self, messages: Sequence[BaseMessage], tools: list[str]) -> AIMessage:
+        return self._handler(tools)(messages)
+
+    def _handler(self, tools: list[str]) -> Handler:
+        if "manage_memory" in tools:
+            return self.agent
+        if "Memory" in tools:
+            return self.extract
+        return self.profile
+
+    def calls(self, kind: str) -> list[list[BaseMessage]]:
+        """Prompts sent for ``kind`` ('agent', 'extract' or 'profile'), oldest first."""
+        handler = getattr(self, kind)
+        return [messages for messages, tools in self.model.calls if self._handler(tools) is handler]
+
+
+@pytest.fixture
+def script(monkeypatch: pytest.MonkeyPatch) -> Script:
+    script = Script()
+    monkeypatch.setattr(agent.graph, "load_chat_model", lambda spec: script.model)
+    monkeypatch.setattr(memory_graph.graph, "load_chat_model", lambda spec: script.model)
+    return script
+
+
+def prompt_text(messages: Sequence[BaseMessage]) -> str:
+    """Everything a model call was shown, as one string."""
+    return "\n".join(message.text for message in messages)

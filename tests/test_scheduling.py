@@ -1,0 +1,110 @@
+"""After each turn: the memory run is scheduled on a server, or run in-process without one."""
+
+import logging
+import uuid
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
+
+import agent.scheduling
+from agent.context import Context
+from agent.graph import builder
+from agent.scheduling import memory_run_request, memory_thread_id
+from memory_graph.records import memory_namespace, memory_text
+from tests.conftest import Script
+from tests.support.fakes import tool_call
+
+
+class RecordingRuns:
+    def __init__(self) -> None:
+        self.created: list[dict[str, Any]] = []
+
+    async def create(self, **kwargs: Any) -> dict[str, Any]:
+        self.created.append(kwargs)
+        return {"run_id": str(uuid.uuid4())}
+
+
+class RecordingClient:
+    def __init__(self) -> None:
+        self.runs = RecordingRuns()
+
+
+def test_memory_run_request_debounces_on_a_dedicated_thread() -> None:
+    request = memory_run_request("ada", "chat-1", Context(memory_delay_seconds=0, memory_assistant_id="mem"))
+    assert request["thread_id"] == memory_thread_id("ada", "chat-1") != "chat-1"
+    assert request["assistant_id"] == "mem"
+    assert request["after_seconds"] == 0
+    assert request["multitask_strategy"] == "rollback"
+    assert request["if_not_exists"] == "create"
+    assert request["input"] == {"chat_thread_id": "chat-1"}
+    assert request["context"] == {"user_id": "ada"}
+
+
+def test_memory_threads_are_per_user_and_conversation() -> None:
+    ids = {memory_thread_id(u, t) for u in ("ada", "bob") for t in ("c1", "c2")}
+    assert len(ids) == 4
+    assert memory_thread_id("ada", "c1") == memory_thread_id("ada", "c1")
+
+
+async def test_on_a_server_each_turn_schedules_a_remote_run(
+    script: Script, store: InMemoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = RecordingClient()
+    monkeypatch.setattr(agent.scheduling, "get_client", lambda: client)
+    graph = builder.compile(checkpointer=InMemorySaver(), store=store)
+    server_config = {"configurable": {"thread_id": "chat-1", "langgraph_request_id": "req-1"}}
+    context = {"user_id": "ada", "memory_delay_seconds": 7}
+    for text in ("one", "two"):
+        await graph.ainvoke({"messages": [("user", text)]}, server_config, context=context)
+    assert [r["thread_id"] for r in client.runs.created] == [memory_thread_id("ada", "chat-1")] * 2
+    assert all(r["after_seconds"] == 7 for r in client.runs.created)
+    assert script.calls("extract") == []
+
+
+async def test_background_memory_off_schedules_nothing(
+    script: Script, store: InMemoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = RecordingClient()
+    monkeypatch.setattr(agent.scheduling, "get_client", lambda: client)
+    graph = builder.compile(checkpointer=InMemorySaver(), store=store)
+    config = {"configurable": {"thread_id": "c", "langgraph_request_id": "r"}}
+    await graph.ainvoke({"messages": [("user", "hi")]}, config, context={"background_memory": False})
+    assert client.runs.created == []
+
+
+async def test_without_a_server_memory_runs_in_process_and_says_so_once(
+    script: Script, store: InMemoryStore, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(agent.scheduling, "_logged_local_choice", False)
+    script.extract = lambda messages: tool_call("Memory", content="User is learning Rust")
+    graph = builder.compile(checkpointer=InMemorySaver(), store=store)
+    with caplog.at_level(logging.INFO, logger="agent.scheduling"):
+        for text in ("I'm learning Rust", "It is fun"):
+            await graph.ainvoke(
+                {"messages": [("user", text)]},
+                {"configurable": {"thread_id": "c"}},
+                context={"user_id": "ada"},
+            )
+    stored = [memory_text(i.value) for i in await store.asearch(memory_namespace("ada"))]
+    assert "User is learning Rust" in stored
+    notices = [r.message for r in caplog.records if "No LangGraph server" in r.message]
+    assert notices == ["No LangGraph server: background memory runs in-process after each turn."]
+
+
+async def test_without_a_server_memory_can_be_skipped(
+    script: Script, store: InMemoryStore, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(agent.scheduling, "_logged_local_choice", False)
+    script.agent = lambda messages: AIMessage(content="hi")
+    graph = builder.compile(checkpointer=InMemorySaver(), store=store)
+    with caplog.at_level(logging.INFO, logger="agent.scheduling"):
+        await graph.ainvoke(
+            {"messages": [("user", "hello")]},
+            {"configurable": {"thread_id": "c"}},
+            context={"user_id": "ada", "memory_without_server": "skip"},
+        )
+    assert script.calls("extract") == []
+    assert any("skipped" in r.message for r in caplog.records)
