@@ -1,8 +1,5 @@
 """In-process stand-ins at the model boundary: a scripted chat model and hashed embeddings."""
 
-import hashlib
-import math
-import re
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -16,23 +13,11 @@ from langchain_core.runnables import RunnableBinding
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
-_WORD = re.compile(r"[a-z0-9]+")
-
-
-def hashed_embedding(text: str, dims: int = 1536) -> list[float]:
-    """A deterministic bag-of-words vector: texts sharing words are close."""
-    vector = [0.0] * dims
-    for word in _WORD.findall(text.lower()):
-        digest = hashlib.md5(word.encode()).digest()
-        for offset in (0, 4):
-            bucket = int.from_bytes(digest[offset : offset + 4], "little") % dims
-            vector[bucket] += 1.0 if digest[8 + offset] % 2 else -1.0
-    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
-    return [v / norm for v in vector]
+from tests.support.fake_openai import embed_text
 
 
 class HashedEmbeddings(Embeddings):
-    """Embeddings from :func:`hashed_embedding`, counting the texts embedded."""
+    """The fake OpenAI server's embeddings, in-process, counting the texts embedded."""
 
     def __init__(self, dims: int = 1536) -> None:
         self.dims = dims
@@ -41,7 +26,7 @@ class HashedEmbeddings(Embeddings):
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed texts."""
         self.calls += len(texts)
-        return [hashed_embedding(text, self.dims) for text in texts]
+        return [embed_text(text, self.dims) for text in texts]
 
     def embed_query(self, text: str) -> list[float]:
         """Embed one query."""

@@ -1,0 +1,1 @@
+"""Test helpers: a scripted fake OpenAI server and a `langgraph dev` harness."""
