@@ -98,6 +98,7 @@ class DevServer:
         stop_timeout: float = 10.0,
         n_jobs_per_worker: int | None = 4,
         extra_args: Sequence[str] = (),
+        unset: Sequence[str] = (),
     ) -> None:
         self.config_path = Path(config_path).resolve()
         self.env = dict(env or {})
@@ -105,6 +106,7 @@ class DevServer:
         self.stop_timeout = stop_timeout
         self.n_jobs_per_worker = n_jobs_per_worker
         self.extra_args = list(extra_args)
+        self.unset = frozenset(unset)
         self._owns_workdir = workdir is None
         self._workdir = Path(workdir).resolve() if workdir is not None else None
         self._port: int | None = None
@@ -257,7 +259,8 @@ class DevServer:
         return "\n".join(self.log_text().splitlines()[-_LOG_TAIL_LINES:])
 
     def _process_env(self) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items() if key not in REMOVED_ENV}
+        removed = {*REMOVED_ENV, *self.unset}
+        env = {key: value for key, value in os.environ.items() if key not in removed}
         env.update(HERMETIC_ENV)
         env.update(self.env)
         return env
@@ -295,6 +298,6 @@ class DevServer:
         if isinstance(env, str):
             env = {k: v for k, v in dotenv_values(base / env).items() if v is not None}
         if isinstance(env, dict):
-            overridden = set(self.env) | set(HERMETIC_ENV) | set(REMOVED_ENV)
+            overridden = set(self.env) | set(HERMETIC_ENV) | set(REMOVED_ENV) | self.unset
             config["env"] = {k: v for k, v in env.items() if k not in overridden}
         return config
