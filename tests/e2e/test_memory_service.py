@@ -3,7 +3,6 @@
 import asyncio
 import uuid
 
-import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import NotFoundError
