@@ -1,0 +1,317 @@
+"""Memory overhead of one agent turn: recall plus scheduling, with the model's time excluded.
+
+The real ``agent`` graph is compiled with an ``InMemorySaver`` and an ``InMemoryStore`` whose
+semantic index uses ``HashedEmbeddings`` (a local bag-of-words hash, no network). The store
+holds 100, 1,000 or 10,000 distinct memories for the user. The chat model is a
+``ScriptedChatModel`` that answers at once with a plain message, so a turn's wall time is
+the graph's own work. To schedule as on a server without running one, ``is_server_run`` is
+patched to return True and ``get_client`` to return a stub whose ``runs.create`` checks its
+arguments against ``memory_run_request`` and returns a run id immediately.
+
+Three variants of one turn (``ainvoke`` of one user message on a fresh thread) are
+interleaved, in rotating order, so that they share the machine's noise:
+
+* off: ``recall_limit=0, background_memory=False``. The recall node still reads the profile.
+* schedule: ``recall_limit=0, background_memory=True``: the scheduling call alone.
+* on: ``recall_limit=5, background_memory=True``: semantic recall and scheduling.
+
+Recall cost includes embedding the query with ``HashedEmbeddings``; a real embedding API
+call would add its own network latency on top.
+"""
+
+import gc
+import itertools
+import random
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from unittest.mock import patch
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.store.base import PutOp
+from langgraph.store.memory import InMemoryStore
+from tests.support.fakes import HashedEmbeddings, ScriptedChatModel
+
+import agent.graph
+import agent.scheduling
+from agent.context import Context
+from bench import Section, median, percentile, progress
+from memory_graph.records import memory_namespace, memory_record
+
+USER_ID = "bench-user"
+SIZES = (100, 1_000, 10_000)
+VARIANTS = ("off", "schedule", "on")
+_FILL_BATCH = 1_000
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long to measure each store size: up to ``iterations`` rounds within ``budget_s``."""
+
+    iterations: int
+    budget_s: float
+    warmup: int
+
+
+FULL = Plan(iterations=200, budget_s=40.0, warmup=5)
+QUICK = Plan(iterations=20, budget_s=4.0, warmup=2)
+
+_SUBJECTS = [
+    "User",
+    "The user",
+    "User's partner",
+    "User's sister",
+    "User's manager",
+    "User's oldest friend",
+    "User's daughter",
+    "User's neighbour",
+]
+_VERBS = [
+    "loves",
+    "dislikes",
+    "is learning",
+    "recommended",
+    "wants to try",
+    "gave up on",
+    "is allergic to",
+    "collects",
+    "writes about",
+    "keeps forgetting about",
+    "spends weekends on",
+    "asked for advice on",
+]
+_OBJECTS = [
+    "sourdough baking",
+    "trail running",
+    "Portuguese grammar",
+    "jazz piano",
+    "Rust programming",
+    "vintage cameras",
+    "peanuts",
+    "board games",
+    "birdwatching",
+    "Japanese whisky",
+    "climbing in the Alps",
+    "watercolour painting",
+    "chess openings",
+    "fermented vegetables",
+    "electric bikes",
+    "the history of Rome",
+    "houseplants",
+    "sailing lessons",
+    "espresso machines",
+    "science fiction novels",
+    "yoga at dawn",
+    "Python type hints",
+    "budget travel in Asia",
+    "woodworking",
+    "pottery classes",
+]
+_QUALIFIERS = [
+    "since 2019",
+    "every Sunday morning",
+    "after a bad experience last year",
+    "with friends from university",
+    "when the weather is bad",
+    "on long train journeys",
+    "as a way to relax",
+    "despite the cost",
+    "mostly in the summer",
+    "to prepare for a move abroad",
+    "because of a podcast",
+    "with a lot of enthusiasm",
+]
+_QUERIES = [
+    "Any ideas for what I could do this weekend?",
+    "Can you suggest a gift for my sister's birthday?",
+    "What should I cook for dinner tonight, something quick?",
+    "I have a free afternoon, how should I spend it?",
+    "Recommend a book for my train journey tomorrow.",
+    "Help me plan a short trip somewhere sunny.",
+    "What hobby could I pick up to relax in the evenings?",
+    "Is there anything I should avoid eating at the party?",
+    "How can I practise my language skills every day?",
+    "Suggest a project I could do with my daughter.",
+]
+
+
+def memory_texts(count: int, seed: int = 7) -> list[str]:
+    """``count`` distinct, varied memory sentences (the store rejects duplicates in one batch)."""
+    combos = list(itertools.product(_SUBJECTS, _VERBS, _OBJECTS, _QUALIFIERS))
+    if count > len(combos):
+        raise ValueError(f"At most {len(combos)} distinct memories can be generated.")
+    chosen = random.Random(seed).sample(combos, count)
+    return [f"{subject} {verb} {obj} {qualifier}." for subject, verb, obj, qualifier in chosen]
+
+
+async def filled_store(count: int) -> InMemoryStore:
+    """An in-memory store with a semantic index holding ``count`` memories for the user."""
+    store = InMemoryStore(index={"embed": HashedEmbeddings(), "dims": 1536, "fields": ["content"]})
+    ops = [PutOp(memory_namespace(USER_ID), str(uuid.uuid4()), memory_record(text)) for text in memory_texts(count)]
+    for start in range(0, len(ops), _FILL_BATCH):
+        await store.abatch(ops[start : start + _FILL_BATCH])
+    return store
+
+
+class _StubRuns:
+    """``client.runs`` of a server that accepts every memory run at once."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self.created = 0
+
+    async def create(self, **kwargs: Any) -> dict[str, str]:
+        expected = agent.scheduling.memory_run_request(
+            USER_ID, str(kwargs.get("input", {}).get("chat_thread_id")), self.context
+        )
+        if kwargs != expected:
+            raise ValueError(f"Unexpected runs.create arguments: {kwargs!r}, expected {expected!r}")
+        self.created += 1
+        return {"run_id": str(uuid.uuid4())}
+
+
+class _StubClient:
+    def __init__(self, context: Context) -> None:
+        self.runs = _StubRuns(context)
+
+
+def _answer(messages: Sequence[BaseMessage], tool_names: list[str]) -> AIMessage:
+    return AIMessage(content="Here is an idea.")
+
+
+@dataclass
+class SizeResult:
+    """Turn wall times, in milliseconds, per variant for one store size."""
+
+    size: int
+    times_ms: dict[str, list[float]]
+    scheduled: dict[str, int]
+
+
+async def _measure_size(
+    graph: CompiledStateGraph[Any, Any, Any, Any],
+    contexts: dict[str, Context],
+    stubs: dict[str, _StubClient],
+    current: list[str],
+    size: int,
+    plan: Plan,
+) -> SizeResult:
+    rng = random.Random(size)
+    times: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    counter = itertools.count()
+
+    async def turn(variant: str) -> float:
+        current[0] = variant
+        config = {"configurable": {"thread_id": f"turn-{size}-{variant}-{next(counter)}"}}
+        message = HumanMessage(rng.choice(_QUERIES))
+        start = time.perf_counter()
+        await graph.ainvoke({"messages": [message]}, config, context=contexts[variant])
+        return (time.perf_counter() - start) * 1000
+
+    for _ in range(plan.warmup):
+        for variant in VARIANTS:
+            await turn(variant)
+    before = {name: stubs[name].runs.created for name in VARIANTS}
+    gc.collect()
+    deadline = time.perf_counter() + plan.budget_s
+    for iteration in range(plan.iterations):
+        shift = iteration % len(VARIANTS)
+        for variant in VARIANTS[shift:] + VARIANTS[:shift]:
+            times[variant].append(await turn(variant))
+        if time.perf_counter() > deadline:
+            break
+    scheduled = {name: stubs[name].runs.created - before[name] for name in VARIANTS}
+    return SizeResult(size=size, times_ms=times, scheduled=scheduled)
+
+
+async def run(quick: bool) -> Section:
+    """Measure turn wall times with memory off, scheduling only, and fully on, per store size."""
+    plan = QUICK if quick else FULL
+    contexts = {
+        "off": Context(user_id=USER_ID, recall_limit=0, background_memory=False),
+        "schedule": Context(user_id=USER_ID, recall_limit=0, background_memory=True),
+        "on": Context(user_id=USER_ID, recall_limit=5, background_memory=True),
+    }
+    stubs = {name: _StubClient(context) for name, context in contexts.items()}
+    # The variant of the turn in progress, so that get_client hands out its stub.
+    current = ["off"]
+    model = ScriptedChatModel(respond=_answer)
+
+    def load_model(spec: str) -> BaseChatModel:
+        model.calls.clear()
+        return model
+
+    results: list[SizeResult] = []
+    fill_seconds: dict[int, float] = {}
+    with (
+        patch.object(agent.graph, "load_chat_model", load_model),
+        patch.object(agent.scheduling, "is_server_run", lambda config: True),
+        patch.object(agent.scheduling, "get_client", lambda: stubs[current[0]]),
+    ):
+        for size in SIZES:
+            progress(f"turn_overhead: filling the store with {size:,} memories")
+            start = time.perf_counter()
+            store = await filled_store(size)
+            fill_seconds[size] = time.perf_counter() - start
+            graph = agent.graph.builder.compile(checkpointer=InMemorySaver(), store=store)
+            progress(f"turn_overhead: measuring turns at {size:,} memories")
+            results.append(await _measure_size(graph, contexts, stubs, current, size, plan))
+            del graph, store
+            gc.collect()
+
+    section = Section(
+        title="1. Agent turn overhead of memory (model excluded), in-memory store",
+        columns=[
+            "memories",
+            "turns/variant",
+            "off p50",
+            "off p95",
+            "on p50",
+            "on p95",
+            "on/off p50",
+            "on-off p50",
+            "of which sched",
+        ],
+    )
+    for result in results:
+        off, sched, on = (result.times_ms[name] for name in VARIANTS)
+        off50, sched50, on50 = median(off), median(sched), median(on)
+        overhead = on50 - off50
+        section.rows.append(
+            [
+                f"{result.size:,}",
+                str(len(on)),
+                f"{off50:.2f} ms",
+                f"{percentile(off, 95):.2f} ms",
+                f"{on50:.2f} ms",
+                f"{percentile(on, 95):.2f} ms",
+                f"{on50 / off50:.2f}x",
+                f"{overhead:.2f} ms",
+                f"{sched50 - off50:.2f} ms",
+            ]
+        )
+    scheduled = ", ".join(
+        f"{r.size:,}: on {r.scheduled['on']}/{len(r.times_ms['on'])}, off {r.scheduled['off']}" for r in results
+    )
+    section.notes += [
+        "Wall time of one turn (ainvoke of one user message on a fresh thread); the scripted model "
+        "answers instantly, so this is graph work only. 'on' = recall_limit=5 + background_memory; "
+        "'off' = recall_limit=0, no background memory (the profile is still read); 'sched' = "
+        "scheduling only. Variants interleaved in rotating order after "
+        f"{plan.warmup} warm-up rounds; each size measured for at most {plan.iterations} rounds "
+        f"or {plan.budget_s:g} s.",
+        "on/off p50 = ratio of medians; on-off p50 = absolute memory overhead per turn; of which sched "
+        "= sched p50 - off p50, the scheduling part (runs.create stubbed: no network); the rest is recall.",
+        "Recall includes embedding the query with HashedEmbeddings (local hashing, ~no cost); a real "
+        "embedding API call would add its own latency (typically tens of ms) per turn.",
+        f"Memory runs scheduled per size (stub runs.create calls): {scheduled}.",
+        "Store fill time (HashedEmbeddings, batches of 1,000): "
+        + ", ".join(f"{size:,}: {seconds:.1f} s" for size, seconds in fill_seconds.items())
+        + ".",
+    ]
+    return section
