@@ -10,6 +10,7 @@ from langgraph.store.memory import InMemoryStore
 
 from memory_graph.context import MemoryContext
 from memory_graph.graph import builder
+from memory_graph.prompts import NEW_MESSAGES_MARKER
 from memory_graph.records import PROFILE_KEY, memory_namespace, memory_text, profile_namespace
 from tests.conftest import Script, prompt_text
 from tests.support.fakes import tool_call
@@ -54,6 +55,8 @@ async def test_only_unprocessed_messages_are_sent_with_a_little_overlap(script: 
     assert "user message number 4" in second and "assistant reply number 4" in second
     assert "user message number 3" not in second
     assert "user message number 6" in second
+    context_part, new_part = second.split(NEW_MESSAGES_MARKER)
+    assert "assistant reply number 4" in context_part and "user message number 5" in new_part
 
 
 async def test_nothing_new_means_no_model_call(script: Script, store: InMemoryStore) -> None:

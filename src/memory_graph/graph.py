@@ -13,7 +13,7 @@ memories related to the new messages, and move the cursor only after the writes 
 
 from typing import Any, cast
 
-from langchain_core.messages import AnyMessage, convert_to_messages, get_buffer_string
+from langchain_core.messages import AnyMessage, SystemMessage, convert_to_messages, get_buffer_string
 from langgraph.config import get_config
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -21,6 +21,7 @@ from langgraph.store.base import BaseStore
 from langgraph_sdk import get_client
 from langmem import create_memory_manager
 
+from memory_graph import prompts
 from memory_graph.context import MemoryContext
 from memory_graph.cursor import load_processed_count, save_processed_count
 from memory_graph.identity import resolve_user_id
@@ -93,6 +94,14 @@ async def load_batch(state: MemoryState, runtime: Runtime[MemoryContext]) -> dic
     }
 
 
+def transcript(state: MemoryState) -> list[AnyMessage]:
+    """The batch as shown to the extractor, with the already-processed part marked."""
+    seen = state["seen_in_batch"]
+    if not seen:
+        return list(state["batch"])
+    return [*state["batch"][:seen], SystemMessage(prompts.NEW_MESSAGES_MARKER), *state["batch"][seen:]]
+
+
 def route_batch(state: MemoryState) -> list[str]:
     """End when there is nothing new; otherwise update memories and profile in parallel."""
     if state["done"]:
@@ -119,7 +128,7 @@ async def extract_memories(state: MemoryState, runtime: Runtime[MemoryContext]) 
     )
     extracted = await manager.ainvoke(
         {
-            "messages": state["batch"],
+            "messages": transcript(state),
             "existing": [(key, "Memory", Memory(content=text)) for key, text in existing.items()],
         }
     )
@@ -149,7 +158,7 @@ async def update_profile(state: MemoryState, runtime: Runtime[MemoryContext]) ->
         enable_deletes=False,
     )
     existing = [] if current is None else [(PROFILE_KEY, "UserProfile", UserProfile(**current.value))]
-    extracted = await manager.ainvoke({"messages": state["batch"], "existing": existing})
+    extracted = await manager.ainvoke({"messages": transcript(state), "existing": existing})
     for memory in extracted:
         if isinstance(memory.content, UserProfile):
             profile = memory.content.model_dump()

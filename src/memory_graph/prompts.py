@@ -12,3 +12,10 @@ Ignore small talk and anything only relevant to the current conversation."""
 PROFILE_INSTRUCTIONS = """Keep the user's profile up to date from the new messages.
 Fill in or correct fields the user revealed (name, preferred name, language, timezone,
 response style, interests). Keep the values you already have unless the user changed them."""
+
+# Placed between the already-processed context messages and the new ones, so the
+# extractor does not extract the same facts again from the overlap.
+NEW_MESSAGES_MARKER = (
+    "The messages above were already processed and are shown for context only. "
+    "Extract memories from the messages below."
+)
