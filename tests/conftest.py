@@ -21,28 +21,40 @@ def store() -> InMemoryStore:
 class Script:
     """Routes each model call to a handler by what it is for, and records the calls.
 
-    The agent is offered ``manage_memory``; memory extraction is offered ``Memory``;
-    the profile update is offered ``UserProfile`` (first time) or only ``PatchDoc``.
+    The agent is offered ``manage_memory``; fact extraction ``Memory``; episode extraction
+    ``Episode``; langmem's prompt optimizer ``GeneralResponse``; anything else (the profile:
+    ``UserProfile`` the first time, then only ``PatchDoc``; custom types) goes to ``other``
+    unless ``by_tool`` names one of the offered tools.
     """
 
     def __init__(self) -> None:
         self.agent: Handler = lambda messages: AIMessage(content="OK")
         self.extract: Handler = lambda messages: AIMessage(content="")
+        self.episode: Handler = lambda messages: AIMessage(content="")
+        self.optimize: Handler = lambda messages: AIMessage(content="")
         self.profile: Handler = lambda messages: AIMessage(content="")
+        self.by_tool: dict[str, Handler] = {}
         self.model = ScriptedChatModel(respond=self._respond)
 
     def _respond(self, messages: Sequence[BaseMessage], tools: list[str]) -> AIMessage:
         return self._handler(tools)(messages)
 
     def _handler(self, tools: list[str]) -> Handler:
-        if "manage_memory" in tools:
-            return self.agent
-        if "Memory" in tools:
-            return self.extract
+        for name in tools:
+            if name in self.by_tool:
+                return self.by_tool[name]
+        for name, handler in (
+            ("manage_memory", self.agent),
+            ("Memory", self.extract),
+            ("Episode", self.episode),
+            ("GeneralResponse", self.optimize),
+        ):
+            if name in tools:
+                return handler
         return self.profile
 
     def calls(self, kind: str) -> list[list[BaseMessage]]:
-        """Prompts sent for ``kind`` ('agent', 'extract' or 'profile'), oldest first."""
+        """Prompts sent for ``kind`` ('agent', 'extract', 'episode', 'optimize', 'profile'), oldest first."""
         handler = getattr(self, kind)
         return [messages for messages, tools in self.model.calls if self._handler(tools) is handler]
 

@@ -151,7 +151,7 @@ async def test_profile_is_one_document_updated_in_place(script: Script, store: I
 
 
 async def test_profile_updates_can_be_turned_off(script: Script, store: InMemoryStore) -> None:
-    await process(store, conversation(1), update_profile=False)
+    await process(store, conversation(1), memory={"profile": {"enabled": False}})
     assert script.calls("profile") == []
 
 

@@ -33,14 +33,18 @@ class RecordingClient:
 
 
 def test_memory_run_request_debounces_on_a_dedicated_thread() -> None:
-    request = memory_run_request("ada", "chat-1", Context(memory_delay_seconds=0, memory_assistant_id="mem"))
+    context = Context(memory_delay_seconds=0, memory_assistant_id="mem", memory={"episodic": {"enabled": True}})
+    request = memory_run_request("ada", "chat-1", context, "chat-assistant")
     assert request["thread_id"] == memory_thread_id("ada", "chat-1") != "chat-1"
     assert request["assistant_id"] == "mem"
     assert request["after_seconds"] == 0
     assert request["multitask_strategy"] == "rollback"
     assert request["if_not_exists"] == "create"
     assert request["input"] == {"chat_thread_id": "chat-1"}
-    assert request["context"] == {"user_id": "ada"}
+    assert request["context"]["user_id"] == "ada"
+    assert request["context"]["agent_assistant_id"] == "chat-assistant"
+    assert request["context"]["memory"]["episodic"]["enabled"] is True
+    assert request["context"]["base_prompt"] == context.system_prompt
 
 
 def test_memory_threads_are_per_user_and_conversation() -> None:

@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.prompts import SYSTEM_PROMPT
+from memory_graph.memory_types import MemorySettings
 
 
 def _env_float(name: str, default: float) -> float:
@@ -47,6 +48,11 @@ class Context(BaseModel):
     memory_assistant_id: str = Field(
         default="memory_graph",
         description="Assistant (or graph id) that runs background memory extraction.",
+    )
+    memory: MemorySettings = Field(
+        default_factory=MemorySettings,
+        description="Which memory types this assistant keeps (profile, semantic, episodic, procedural, "
+        "custom) and how; recalled here and passed to the memory graph it schedules.",
     )
     memory_without_server: Literal["in_process", "skip"] = Field(
         default="in_process",

@@ -29,17 +29,21 @@ async def recall_memories(state: State, runtime: Runtime[Context]) -> dict[str, 
     """Bring the memories relevant to the latest user message, and the profile, into the turn."""
     context = context_or_default(runtime.context)
     if runtime.store is None:
-        return {"recalled": ""}
-    user_id = resolve_user_id(context.user_id, get_config())
+        return {"recalled": "", "instructions": None}
+    config = get_config()
+    user_id = resolve_user_id(context.user_id, config)
     query = latest_user_text(state["messages"])
-    return {"recalled": await recall(runtime.store, user_id, query, context.recall_limit)}
+    assistant_id = (config.get("configurable") or {}).get("assistant_id")
+    recalled = await recall(runtime.store, user_id, query, context, assistant_id)
+    return {"recalled": recalled.section, "instructions": recalled.instructions}
 
 
 async def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Answer, or call a memory tool."""
     context = context_or_default(runtime.context)
     model = load_chat_model(context.model).bind_tools(TOOLS)
-    system = SystemMessage(context.system_prompt + state.get("recalled", ""))
+    instructions = state.get("instructions") or context.system_prompt
+    system = SystemMessage(instructions + state.get("recalled", ""))
     response = await model.ainvoke([system, *state["messages"]])
     return {"messages": [response]}
 
@@ -58,12 +62,16 @@ async def schedule_memory(state: State, runtime: Runtime[Context]) -> dict[str, 
     if not context.background_memory:
         return {}
     config = get_config()
+    configurable = config.get("configurable") or {}
     user_id = resolve_user_id(context.user_id, config)
-    chat_thread_id = str((config.get("configurable") or {}).get("thread_id") or "default")
+    chat_thread_id = str(configurable.get("thread_id") or "default")
+    assistant_id = configurable.get("assistant_id")
     if scheduling.is_server_run(config):
-        await scheduling.schedule_remote(user_id, chat_thread_id, context)
+        await scheduling.schedule_remote(user_id, chat_thread_id, context, assistant_id)
     else:
-        await scheduling.run_in_process(runtime.store, user_id, chat_thread_id, state["messages"], context)
+        await scheduling.run_in_process(
+            runtime.store, user_id, chat_thread_id, state["messages"], context, assistant_id
+        )
     return {}
 
 

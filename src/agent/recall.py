@@ -1,14 +1,38 @@
-"""Recall: the memories relevant to the latest user message, and the profile, as prompt text."""
+"""Recall: what the agent is shown about the user before it answers.
+
+Each turn, concurrently: the profile, the facts most relevant to the latest user message,
+similar past episodes (as few-shot examples), the records of custom memory types, and the
+learned instructions (procedural memory), each only if the assistant keeps that type.
+"""
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import AnyMessage, HumanMessage
-from langgraph.store.base import BaseStore, SearchItem
+from langgraph.store.base import BaseStore, Item, SearchItem
 
-from agent.prompts import MEMORY_SECTION
-from memory_graph.records import PROFILE_KEY, memory_namespace, memory_text, profile_namespace
+from agent.context import Context
+from agent.prompts import EPISODE_TEMPLATE, EPISODES_SECTION, MEMORY_SECTION
+from memory_graph.kinds import render_data
+from memory_graph.records import (
+    PROFILE_KEY,
+    custom_namespace,
+    episode_namespace,
+    instructions_namespace,
+    memory_namespace,
+    memory_text,
+    profile_namespace,
+)
+
+
+@dataclass(frozen=True)
+class Recalled:
+    """What one turn recalled: the text appended to the system prompt, and learned instructions."""
+
+    section: str = ""
+    instructions: str | None = None
 
 
 def latest_user_text(messages: Sequence[AnyMessage]) -> str:
@@ -19,28 +43,72 @@ def latest_user_text(messages: Sequence[AnyMessage]) -> str:
     return ""
 
 
-def format_memory_section(profile: Mapping[str, Any] | None, memories: Sequence[SearchItem]) -> str:
-    """The fenced block appended to the system prompt; empty when nothing is known."""
-    profile_lines = [
+def _profile_lines(profile: Mapping[str, Any] | None) -> list[str]:
+    return [
         f"{field}: {', '.join(map(str, value)) if isinstance(value, list) else value}"
         for field, value in (profile or {}).items()
         if value not in (None, "", [])
     ]
-    memory_lines = [f"- [{item.key}] {memory_text(item.value)}" for item in memories]
-    if not profile_lines and not memory_lines:
-        return ""
-    return MEMORY_SECTION.format(
-        profile="\n".join(profile_lines) or "(none)", memories="\n".join(memory_lines) or "(none)"
-    )
 
 
-async def recall(store: BaseStore, user_id: str, query: str, limit: int) -> str:
-    """Search the user's memories with ``query`` and load their profile, concurrently."""
+def format_memory_section(
+    profile: Mapping[str, Any] | None,
+    memories: Sequence[SearchItem],
+    episodes: Sequence[Item] = (),
+    custom: Mapping[str, Sequence[Item]] | None = None,
+) -> str:
+    """The fenced blocks appended to the system prompt; empty when nothing is known."""
+    blocks = []
+    if profile_lines := _profile_lines(profile):
+        blocks.append("<profile>\n" + "\n".join(profile_lines) + "\n</profile>")
+    if memories:
+        lines = [f"- [{item.key}] {memory_text(item.value)}" for item in memories]
+        blocks.append("<memories>\n" + "\n".join(lines) + "\n</memories>")
+    for name, items in (custom or {}).items():
+        if items:
+            lines = [f"- [{item.key}] {render_data(item.value.get('data', {}))}" for item in items]
+            blocks.append(f'<records type="{name}">\n' + "\n".join(lines) + "\n</records>")
+    section = MEMORY_SECTION.format(blocks="\n".join(blocks)) if blocks else ""
+    if episodes:
+        examples = "\n".join(EPISODE_TEMPLATE.format(**item.value["episode"]) for item in episodes)
+        section += EPISODES_SECTION.format(episodes=examples)
+    return section
 
-    async def search() -> list[SearchItem]:
+
+async def recall(
+    store: BaseStore, user_id: str, query: str, context: Context, assistant_id: str | None = None
+) -> Recalled:
+    """Read everything the assistant's memory settings ask for, concurrently."""
+    settings = context.memory
+
+    async def search(namespace: tuple[str, ...], limit: int) -> list[SearchItem]:
         if limit <= 0 or not query.strip():
             return []
-        return await store.asearch(memory_namespace(user_id), query=query, limit=limit)
+        return await store.asearch(namespace, query=query, limit=limit)
 
-    memories, profile = await asyncio.gather(search(), store.aget(profile_namespace(user_id), PROFILE_KEY))
-    return format_memory_section(profile.value if profile else None, memories)
+    async def document(namespace: tuple[str, ...], key: str, enabled: bool) -> Item | None:
+        return await store.aget(namespace, key) if enabled else None
+
+    async def custom_records(name: str, mode: str, limit: int) -> list[Item]:
+        namespace = custom_namespace(user_id, name)
+        if mode == "patch":
+            item = await store.aget(namespace, name)
+            return [item] if item else []
+        return list(await search(namespace, limit))
+
+    instructions_key = (assistant_id or "default") if settings.procedural.per_assistant else "default"
+    fixed = asyncio.gather(
+        document(profile_namespace(user_id), PROFILE_KEY, settings.profile.enabled),
+        search(memory_namespace(user_id), context.recall_limit),
+        search(episode_namespace(user_id), settings.episodic.recall_limit if settings.episodic.enabled else 0),
+        document(instructions_namespace(user_id), instructions_key, settings.procedural.enabled),
+    )
+    customs = asyncio.gather(*(custom_records(t.name, t.mode, t.recall_limit) for t in settings.custom_types))
+    (profile, memories, episodes, instructions), custom = await asyncio.gather(fixed, customs)
+    section = format_memory_section(
+        profile.value if profile else None,
+        memories,
+        episodes,
+        {t.name: records for t, records in zip(settings.custom_types, custom, strict=True)},
+    )
+    return Recalled(section, instructions.value.get("prompt") if instructions else None)

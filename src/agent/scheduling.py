@@ -39,13 +39,25 @@ def is_server_run(config: Mapping[str, Any]) -> bool:
     return bool((config.get("configurable") or {}).get("langgraph_request_id"))
 
 
-def memory_run_request(user_id: str, chat_thread_id: str, context: Context) -> dict[str, Any]:
+def memory_context(user_id: str, context: Context, agent_assistant_id: str | None) -> dict[str, Any]:
+    """What the memory run must know of this chat assistant: the user and its memory settings."""
+    return {
+        "user_id": user_id,
+        "memory": context.memory.model_dump(mode="json"),
+        "agent_assistant_id": agent_assistant_id,
+        "base_prompt": context.system_prompt,
+    }
+
+
+def memory_run_request(
+    user_id: str, chat_thread_id: str, context: Context, agent_assistant_id: str | None = None
+) -> dict[str, Any]:
     """Arguments of the ``runs.create`` call that schedules the memory graph."""
     return {
         "thread_id": memory_thread_id(user_id, chat_thread_id),
         "assistant_id": context.memory_assistant_id,
         "input": {"chat_thread_id": chat_thread_id},
-        "context": {"user_id": user_id},
+        "context": memory_context(user_id, context, agent_assistant_id),
         "config": {"recursion_limit": _MEMORY_RECURSION_LIMIT},
         "metadata": {"chat_thread_id": chat_thread_id, "user_id": user_id},
         "after_seconds": context.memory_delay_seconds,
@@ -54,9 +66,10 @@ def memory_run_request(user_id: str, chat_thread_id: str, context: Context) -> d
     }
 
 
-async def schedule_remote(user_id: str, chat_thread_id: str, context: Context) -> str:
+async def schedule_remote(user_id: str, chat_thread_id: str, context: Context, agent_assistant_id: str | None) -> str:
     """Create the delayed memory run on the same deployment; returns its run id."""
-    run = await get_client().runs.create(**memory_run_request(user_id, chat_thread_id, context))
+    request = memory_run_request(user_id, chat_thread_id, context, agent_assistant_id)
+    run = await get_client().runs.create(**request)
     return str(run["run_id"])
 
 
@@ -66,6 +79,7 @@ async def run_in_process(
     chat_thread_id: str,
     messages: Sequence[AnyMessage],
     context: Context,
+    agent_assistant_id: str | None,
 ) -> None:
     """Outside a server: run the memory graph now, or skip it, as configured (logged once)."""
     global _logged_local_choice
@@ -83,5 +97,5 @@ async def run_in_process(
     await memory_graph.ainvoke(
         {"messages": list(messages), "chat_thread_id": chat_thread_id},
         {"recursion_limit": _MEMORY_RECURSION_LIMIT},
-        context=MemoryContext(user_id=user_id),
+        context=MemoryContext.model_validate(memory_context(user_id, context, agent_assistant_id)),
     )

@@ -17,3 +17,5 @@ class State(InputState, total=False):
 
     recalled: str
     """Memory section for the system prompt, recalled at the start of the turn."""
+    instructions: str | None
+    """Instructions learned for this user (procedural memory), replacing the system prompt."""

@@ -4,7 +4,7 @@ import os
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from memory_graph import prompts
+from memory_graph.memory_types import MemorySettings
 
 
 def _default_model() -> str:
@@ -14,7 +14,9 @@ def _default_model() -> str:
 class MemoryContext(BaseModel):
     """How the background memory service extracts and consolidates memories.
 
-    Environment variables only supply defaults; what a run or assistant sets wins.
+    Environment variables only supply defaults; what a run or assistant sets wins. The agent
+    fills ``user_id``, ``memory``, ``agent_assistant_id`` and ``base_prompt`` when it schedules
+    a run, so the chat assistant's memory configuration applies to its background runs.
     """
 
     model_config = ConfigDict(extra="ignore")
@@ -25,18 +27,18 @@ class MemoryContext(BaseModel):
     )
     model: str = Field(
         default_factory=_default_model,
-        description="Extraction model as 'provider:model'. Default: $MEMORY_MODEL, "
-        "else $CHAT_MODEL, else openai:gpt-4.1-mini.",
+        description="Extraction model as 'provider:model'. Default: $MEMORY_MODEL, else $CHAT_MODEL, "
+        "else openai:gpt-4.1-mini.",
     )
-    instructions: str = Field(
-        default=prompts.EXTRACTION_INSTRUCTIONS,
-        description="What the extractor should remember and how.",
+    memory: MemorySettings = Field(
+        default_factory=MemorySettings, description="Which memory types to extract, and how."
     )
-    profile_instructions: str = Field(
-        default=prompts.PROFILE_INSTRUCTIONS,
-        description="How the extractor should maintain the user's profile.",
+    agent_assistant_id: str | None = Field(
+        default=None, description="The chat assistant whose instructions procedural memory refines."
     )
-    update_profile: bool = Field(default=True, description="Maintain the user's profile document.")
+    base_prompt: str | None = Field(
+        default=None, description="The chat assistant's own system prompt: the starting point of refinement."
+    )
     overlap_messages: int = Field(
         default=2,
         ge=0,

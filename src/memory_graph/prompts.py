@@ -19,3 +19,14 @@ NEW_MESSAGES_MARKER = (
     "The messages above were already processed and are shown for context only. "
     "Extract memories from the messages below."
 )
+
+EPISODE_INSTRUCTIONS = """Extract episodes of this conversation in which you (the assistant) helped the user
+well: a situation that may come up again, how you reasoned, what you did, and how it turned out.
+Only extract an episode when the outcome was good (the user was satisfied or the task succeeded).
+Write them so that they can serve as examples the next time a similar situation comes up."""
+
+PROCEDURAL_INSTRUCTIONS = """Update the assistant's instructions only from explicit feedback about how the
+assistant should behave (e.g. "stop using bullet points", "answer in French", a low score with a
+comment). Keep every instruction that the feedback does not contradict."""
+
+CUSTOM_TYPE_INSTRUCTIONS = "Extract and maintain these records from the conversation."

@@ -26,14 +26,34 @@ def profile_namespace(user_id: str) -> tuple[str, ...]:
     return ("profile", user_id)
 
 
+def episode_namespace(user_id: str) -> tuple[str, ...]:
+    """Namespace of one user's episodes (interactions that went well)."""
+    return ("episodes", user_id)
+
+
+def instructions_namespace(user_id: str) -> tuple[str, ...]:
+    """Namespace of the agent instructions learned for one user (key: assistant id or ``default``)."""
+    return ("instructions", user_id)
+
+
+def custom_namespace(user_id: str, type_name: str) -> tuple[str, ...]:
+    """Namespace of one user's records of a custom memory type."""
+    return ("custom", user_id, type_name)
+
+
+def history_namespace(user_id: str) -> tuple[str, ...]:
+    """Namespace of the change history of all of one user's memories."""
+    return ("memory_history", user_id)
+
+
 def cursor_namespace(user_id: str) -> tuple[str, ...]:
     """Namespace of the per-conversation "processed up to" cursors of one user."""
     return ("memory_cursors", user_id)
 
 
-def memory_record(text: str) -> dict[str, Any]:
-    """The stored value of a memory."""
-    return {MEMORY_FIELD: text}
+def memory_record(text: str, **extra: Any) -> dict[str, Any]:
+    """The stored value of a memory: its text (indexed) plus optional structure."""
+    return {MEMORY_FIELD: text, **extra}
 
 
 def memory_text(value: Mapping[str, Any]) -> str:
@@ -49,12 +69,42 @@ def memory_text(value: Mapping[str, Any]) -> str:
     return content if isinstance(content, str) else str(content)
 
 
+_IMPORTANCE = Field(
+    default=0.5, ge=0, le=1, description="How much this matters for future conversations, 0 (trivia) to 1 (vital)."
+)
+
+
 class Memory(BaseModel):
     """A fact about the user or the conversation worth remembering across conversations."""
 
     content: str = Field(
         description="The memory as a short, self-contained statement, e.g. 'User prefers answers in French.'"
     )
+    importance: float = _IMPORTANCE
+
+
+class Triple(BaseModel):
+    """A fact as subject / predicate / object, e.g. ('User', 'lives in', 'Berlin')."""
+
+    subject: str = Field(description="Who or what the fact is about, e.g. 'User' or 'User's sister'.")
+    predicate: str = Field(description="The relation, e.g. 'lives in', 'prefers'.")
+    object: str = Field(description="The value, e.g. 'Berlin'.")
+    context: str | None = Field(default=None, description="When or under which conditions it holds.")
+    importance: float = _IMPORTANCE
+
+    def text(self) -> str:
+        """The triple as the sentence that is indexed and shown to the agent."""
+        sentence = f"{self.subject} {self.predicate} {self.object}"
+        return f"{sentence} ({self.context})" if self.context else sentence
+
+
+class Episode(BaseModel):
+    """An interaction that went well, kept as an example for similar situations."""
+
+    observation: str = Field(description="The situation and what the user needed.")
+    thoughts: str = Field(description="How the assistant reasoned about it.")
+    action: str = Field(description="What the assistant did.")
+    result: str = Field(description="How it turned out, and why it worked.")
 
 
 class UserProfile(BaseModel):

@@ -5,6 +5,13 @@ from typing import Any, TypedDict
 from langchain_core.messages import AnyMessage
 
 
+class Feedback(TypedDict, total=False):
+    """Feedback on a conversation, for procedural memory: a score and/or a comment."""
+
+    score: float
+    comment: str
+
+
 class MemoryInput(TypedDict, total=False):
     """What a caller sends: the conversation, or a reference to the chat thread holding it."""
 
@@ -12,6 +19,8 @@ class MemoryInput(TypedDict, total=False):
     """The chat thread to process. Without `messages`, its messages are fetched from the server."""
     messages: list[Any]
     """The conversation itself (used when the graph runs in-process, outside a server)."""
+    feedback: Feedback | None
+    """Feedback on the conversation; refines the agent's instructions if procedural memory is on."""
 
 
 class MemoryState(MemoryInput, total=False):
@@ -25,5 +34,7 @@ class MemoryState(MemoryInput, total=False):
     """Position in the conversation just after the batch."""
     last_message_id: str | None
     """Id of the batch's last message, where the cursor moves once the batch is stored."""
+    feedback_only: bool
+    """True when the batch is re-read only to apply feedback (nothing new to extract)."""
     done: bool
     """True when no unprocessed message is left."""

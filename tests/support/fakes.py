@@ -64,6 +64,10 @@ class ScriptedChatModel(BaseChatModel):
         names = [convert_to_openai_tool(t)["function"]["name"] for t in tools]
         return RunnableBinding(bound=self.model_copy(update={"tool_names": names}), kwargs={})
 
+    def with_structured_output(self, schema: Any, *, include_raw: bool = False, **kwargs: Any) -> Any:
+        """Structured output through a forced tool call, whatever ``method`` the caller asks for."""
+        return super().with_structured_output(schema, include_raw=include_raw)
+
     def _generate(
         self,
         messages: list[BaseMessage],

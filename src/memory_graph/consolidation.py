@@ -1,0 +1,93 @@
+"""Extract and consolidate one memory type into the store with a langmem memory manager.
+
+We call langmem's ``create_memory_manager`` (extraction only) and do the store reads and
+writes here, rather than using its store manager, because that one reads only its own
+record shape (it raises ``KeyError: 'kind'`` on the hot-path tool's records), cannot show
+the extractor just the memories related to the new messages, and keeps no history.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AnyMessage
+from langgraph.store.base import BaseStore
+from langmem import create_memory_manager
+from pydantic import BaseModel
+
+from memory_graph.history import Action, Provenance, record_change
+
+# A stored value -> (schema name, current content) as the extractor is shown it.
+FromRecord = Callable[[dict[str, Any]], tuple[str, Any]]
+# Extracted content -> the value to store.
+ToRecord = Callable[[BaseModel], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class MemoryCollection:
+    """One memory type as the extractor sees it, and where and how it is stored."""
+
+    namespace: tuple[str, ...]
+    schemas: Sequence[Any]
+    """Pydantic models or OpenAI function schemas offered to the extractor."""
+    instructions: str
+    to_record: ToRecord
+    from_record: FromRecord
+    document_key: str | None = None
+    """Set for a single document per user (updated in place); None for a collection."""
+    deletes: bool = True
+    """Whether the extractor may delete contradicted records (collections only)."""
+
+
+def _comparable(content: Any) -> Any:
+    return content.model_dump() if isinstance(content, BaseModel) else content
+
+
+async def consolidate(
+    store: BaseStore,
+    collection: MemoryCollection,
+    model: BaseChatModel,
+    transcript: Sequence[AnyMessage],
+    *,
+    query: str,
+    related_limit: int,
+    user_id: str,
+    provenance: Provenance,
+) -> None:
+    """Insert new records, update changed ones, delete contradicted ones; log each change."""
+    namespace, key = collection.namespace, collection.document_key
+    if key is not None:
+        item = await store.aget(namespace, key)
+        existing = {key: item.value} if item else {}
+    else:
+        items = await store.asearch(namespace, query=query, limit=related_limit)
+        existing = {item.key: item.value for item in items}
+    shown = {k: collection.from_record(v) for k, v in existing.items()}
+    manager = create_memory_manager(
+        model,
+        schemas=list(collection.schemas),
+        instructions=collection.instructions,
+        enable_inserts=key is None or not existing,
+        enable_updates=True,
+        enable_deletes=key is None and collection.deletes,
+    )
+    extracted = await manager.ainvoke(
+        {"messages": list(transcript), "existing": [(k, kind, content) for k, (kind, content) in shown.items()]}
+    )
+    for memory in extracted:
+        target = key or memory.id
+        before = existing.get(target)
+        if not isinstance(memory.content, BaseModel) or type(memory.content).__name__ == "RemoveDoc":
+            if key is None and before is not None:
+                await store.adelete(namespace, target)
+                await record_change(store, user_id, namespace, target, "delete", before, None, provenance)
+            continue
+        if target in shown and _comparable(memory.content) == _comparable(shown[target][1]):
+            continue
+        value = collection.to_record(memory.content)
+        await store.aput(namespace, target, value, index=False if key is not None else None)
+        action: Action = "create" if before is None else "update"
+        await record_change(store, user_id, namespace, target, action, before, value, provenance)
+        if key is not None:
+            break
