@@ -10,14 +10,16 @@ and sizes, and turn every mistake into a tool error the model can act on.
 import uuid
 from typing import Annotated, Literal
 
+from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.tools import ToolException, tool
 from langgraph.prebuilt import ToolRuntime
 from langgraph.store.base import BaseStore
 from langmem import create_manage_memory_tool, create_search_memory_tool
 
 from agent.context import Context, context_or_default
+from memory_graph.history import Provenance, record_change
 from memory_graph.identity import resolve_user_id
-from memory_graph.records import MAX_MEMORY_CHARS, memory_namespace
+from memory_graph.records import MAX_MEMORY_CHARS, memory_namespace, memory_record
 
 MAX_QUERY_CHARS = 1000
 MAX_SEARCH_RESULTS = 20
@@ -31,6 +33,15 @@ def _scope(runtime: ToolRuntime[Context]) -> tuple[BaseStore, tuple[str, ...]]:
         raise RuntimeError("The agent has no store: compile the graph with `store=...`.")
     context = context_or_default(runtime.context)
     return runtime.store, memory_namespace(resolve_user_id(context.user_id, runtime.config))
+
+
+def _provenance(runtime: ToolRuntime[Context]) -> Provenance:
+    """The conversation and messages behind a hot-path change: the user's turn and the tool call."""
+    messages = runtime.state.get("messages", []) if isinstance(runtime.state, dict) else []
+    human = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
+    caller = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
+    thread_id = (runtime.config.get("configurable") or {}).get("thread_id")
+    return Provenance("hot_path", thread_id, [human.id if human else None, caller.id if caller else None])
 
 
 def _memory_id(raw: str | None, action: str) -> uuid.UUID:
@@ -55,9 +66,11 @@ async def manage_memory(
     """Create, update or delete one of the user's memories."""
     store, namespace = _scope(runtime)
     memory_id: uuid.UUID | None = None
+    before = None
     if action in ("update", "delete"):
         memory_id = _memory_id(id, action)
-        if await store.aget(namespace, str(memory_id)) is None:
+        before = await store.aget(namespace, str(memory_id))
+        if before is None:
             raise ToolException(
                 f"No memory has id {memory_id}. Call search_memory to find the memory to {action}, or create a new one."
             )
@@ -73,7 +86,20 @@ async def manage_memory(
             )
     langmem_tool = create_manage_memory_tool(namespace=namespace, store=store)
     assert langmem_tool.coroutine is not None
-    return str(await langmem_tool.coroutine(content=content, action=action, id=memory_id))
+    result = str(await langmem_tool.coroutine(content=content, action=action, id=memory_id))
+    key = str(memory_id) if memory_id else result.rsplit(" ", 1)[-1]
+    after = None if action == "delete" else memory_record(content or "")
+    await record_change(
+        store,
+        namespace[1],
+        namespace,
+        key,
+        action,
+        before.value if before else None,
+        after,
+        _provenance(runtime),
+    )
+    return result
 
 
 @tool("search_memory", description=_SEARCH_DESCRIPTION)
