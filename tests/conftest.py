@@ -8,7 +8,8 @@ from langgraph.store.memory import InMemoryStore
 
 import agent.graph
 import memory_graph.graph
-from tests.support.fakes import HashedEmbeddings, ScriptedChatModel
+from agent.summarization import SUMMARIZER_PROMPT
+from tests.support.fakes import HashedEmbeddings, ScriptedChatModel, tool_call
 
 Handler = Callable[[Sequence[BaseMessage]], AIMessage]
 
@@ -24,22 +25,28 @@ class Script:
     The agent is offered ``manage_memory``; fact extraction ``Memory``; episode extraction
     ``Episode``; langmem's prompt optimizer ``GeneralResponse``; anything else (the profile:
     ``UserProfile`` the first time, then only ``PatchDoc``; custom types) goes to ``other``
-    unless ``by_tool`` names one of the offered tools.
+    unless ``by_tool`` names one of the offered tools. The agent's history summarizer is offered
+    no tools and goes to ``summarize``.
     """
 
     def __init__(self) -> None:
         self.agent: Handler = lambda messages: AIMessage(content="OK")
         self.extract: Handler = lambda messages: AIMessage(content="")
         self.episode: Handler = lambda messages: AIMessage(content="")
-        self.optimize: Handler = lambda messages: AIMessage(content="")
+        self.optimize: Handler = lambda messages: tool_call(
+            "GeneralResponse", logic="no feedback", update_prompt=False, new_prompt=""
+        )
         self.profile: Handler = lambda messages: AIMessage(content="")
+        self.summarize: Handler = lambda messages: AIMessage(content="Summary of the earlier turns.")
         self.by_tool: dict[str, Handler] = {}
         self.model = ScriptedChatModel(respond=self._respond)
 
     def _respond(self, messages: Sequence[BaseMessage], tools: list[str]) -> AIMessage:
-        return self._handler(tools)(messages)
+        return self._handler(messages, tools)(messages)
 
-    def _handler(self, tools: list[str]) -> Handler:
+    def _handler(self, messages: Sequence[BaseMessage], tools: list[str]) -> Handler:
+        if messages and messages[0].text == SUMMARIZER_PROMPT:
+            return self.summarize
         for name in tools:
             if name in self.by_tool:
                 return self.by_tool[name]
@@ -54,9 +61,9 @@ class Script:
         return self.profile
 
     def calls(self, kind: str) -> list[list[BaseMessage]]:
-        """Prompts sent for ``kind`` ('agent', 'extract', 'episode', 'optimize', 'profile'), oldest first."""
+        """Prompts sent for ``kind`` (a handler's name, e.g. 'agent' or 'summarize'), oldest first."""
         handler = getattr(self, kind)
-        return [messages for messages, tools in self.model.calls if self._handler(tools) is handler]
+        return [messages for messages, tools in self.model.calls if self._handler(messages, tools) is handler]
 
 
 @pytest.fixture
