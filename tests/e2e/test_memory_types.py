@@ -12,7 +12,12 @@ from tests.e2e.conftest import RULES, agent_prompts, chat, settled_memory_runs
 from tests.support.fake_openai import FakeOpenAI, Rule
 
 LEARNED_PROMPT = "You are a helpful assistant. Never use bullet points."
+FRENCH_PROMPT = "You are a helpful assistant. Never use bullet points. Answer in French."
 TYPE_RULES: list[Rule] = [
+    {
+        "when": {"any_contains": "<current_prompt>", "contains": "answer in French please"},
+        "then": {"content": json.dumps({"logic": "feedback", "update_prompt": True, "new_prompt": FRENCH_PROMPT})},
+    },
     {
         "when": {"tool": "Triple", "any_contains": "I live in Berlin"},
         "then": {
@@ -141,3 +146,32 @@ async def test_each_memory_type_is_extracted_stored_and_recalled_per_assistant(
     assert not plain_prompt.startswith(LEARNED_PROMPT)
     assert "isolating fixtures" not in plain_prompt and "green curry" not in plain_prompt
     assert "preferred_name: Ada" in plain_prompt
+
+
+async def test_feedback_on_a_thread_refines_instructions_and_the_original_can_be_restored(
+    client: LangGraphClient, fake_openai: FakeOpenAI
+) -> None:
+    user = f"user-{uuid.uuid4().hex[:8]}"
+    memory = {"procedural": {"enabled": True}}
+    coach = await client.assistants.create(
+        graph_id="agent", context={"memory": memory, "memory_delay_seconds": 1, "system_prompt": "Be a coach."}
+    )
+    thread = (await client.threads.create())["thread_id"]
+    await chat(client, thread, "Please stop using bullet points.", {"user_id": user}, assistant=coach["assistant_id"])
+    await settled_memory_runs(client, user, thread)
+
+    await client.runs.wait(
+        None,
+        "memory_graph",
+        input={"chat_thread_id": thread, "feedback": {"score": 0.2, "comment": "answer in French please"}},
+        context={"user_id": user, "memory": memory, "agent_assistant_id": coach["assistant_id"]},
+    )
+    learned = await client.store.get_item(("instructions", user), coach["assistant_id"])
+    assert learned["value"]["prompt"] == FRENCH_PROMPT and learned["value"]["base_prompt"] == "Be a coach."
+    changes = (await client.store.search_items(("memory_history", user)))["items"]
+    assert sorted(c["value"]["source"] for c in changes) == ["background", "feedback"]
+
+    await client.store.delete_item(("instructions", user), coach["assistant_id"])
+    other = (await client.threads.create())["thread_id"]
+    await chat(client, other, "hello (restored)", {"user_id": user}, assistant=coach["assistant_id"])
+    assert agent_prompts(fake_openai, "(restored)")[-1].startswith("Be a coach.")
