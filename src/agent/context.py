@@ -3,7 +3,7 @@
 import os
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agent.prompts import SYSTEM_PROMPT
 from memory_graph.memory_types import MemorySettings
@@ -34,6 +34,19 @@ class Context(BaseModel):
         le=50,
         description="Memories most relevant to the latest user message put in the prompt (0: none).",
     )
+    max_prompt_tokens: int = Field(
+        default=8000,
+        ge=1000,
+        description="Token budget of each prompt to the chat model (system prompt, recalled memories, summary "
+        "and recent messages; about 4 characters a token). Older messages beyond it are summarized in the "
+        "prompt only; the thread keeps them all. Raise it to the model's context size to summarize later.",
+    )
+    summary_max_tokens: int = Field(
+        default=512,
+        ge=64,
+        description="Part of max_prompt_tokens kept for the summary of older messages (at most a quarter of "
+        "it); a longer summary is cut.",
+    )
     background_memory: bool = Field(
         default=True,
         description="After each turn, schedule the memory graph to extract memories from it.",
@@ -58,6 +71,16 @@ class Context(BaseModel):
         default="in_process",
         description="Outside a LangGraph server: run memory extraction in-process after the turn, or skip it.",
     )
+
+    @model_validator(mode="after")
+    def _summary_leaves_room_for_messages(self) -> "Context":
+        """A summary taking most of the budget would leave no room for the recent messages."""
+        if self.summary_max_tokens * 4 > self.max_prompt_tokens:
+            raise ValueError(
+                f"summary_max_tokens ({self.summary_max_tokens}) must be at most a quarter of "
+                f"max_prompt_tokens ({self.max_prompt_tokens})."
+            )
+        return self
 
 
 def context_or_default(context: Context | None) -> Context:

@@ -20,6 +20,7 @@ from agent import scheduling
 from agent.context import Context, context_or_default
 from agent.recall import latest_user_text, recall
 from agent.state import InputState, State
+from agent.summarization import fit_history
 from agent.tools import TOOLS
 from memory_graph.identity import resolve_user_id
 from memory_graph.models import load_chat_model
@@ -39,13 +40,23 @@ async def recall_memories(state: State, runtime: Runtime[Context]) -> dict[str, 
 
 
 async def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Answer, or call a memory tool."""
+    """Answer, or call a memory tool, shown a history summarized to fit ``max_prompt_tokens``."""
     context = context_or_default(runtime.context)
-    model = load_chat_model(context.model).bind_tools(TOOLS)
+    chat_model = load_chat_model(context.model)
     instructions = state.get("instructions") or context.system_prompt
     system = SystemMessage(instructions + state.get("recalled", ""))
-    response = await model.ainvoke([system, *state["messages"]])
-    return {"messages": [response]}
+    history = await fit_history(
+        state["messages"],
+        state.get("summary"),
+        system=system,
+        model=chat_model,
+        max_prompt_tokens=context.max_prompt_tokens,
+        summary_max_tokens=context.summary_max_tokens,
+    )
+    response = await chat_model.bind_tools(TOOLS).ainvoke([system, *history.messages])
+    if history.summary is None:
+        return {"messages": [response]}
+    return {"messages": [response], "summary": history.summary}
 
 
 def route_model_output(state: State) -> Literal["tools", "schedule_memory"]:

@@ -6,6 +6,18 @@ from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
 
 
+class ConversationSummary(TypedDict):
+    """Running summary of the older messages, which the prompt shows instead of them.
+
+    Plain strings rather than langmem's RunningSummary dataclass: checkpoints deserialize
+    unregistered classes only with a warning (to be blocked), and the API returns state as JSON.
+    """
+
+    text: str
+    last_message_id: str
+    """Id of the newest message the summary covers; the prompt shows the messages after it."""
+
+
 class InputState(TypedDict):
     """What a caller sends: new messages for the conversation."""
 
@@ -19,3 +31,5 @@ class State(InputState, total=False):
     """Memory section for the system prompt, recalled at the start of the turn."""
     instructions: str | None
     """Instructions learned for this user (procedural memory), replacing the system prompt."""
+    summary: ConversationSummary
+    """Summary of the messages too old to fit the prompt (see agent.summarization)."""
