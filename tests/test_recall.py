@@ -60,3 +60,19 @@ async def test_other_users_memories_stay_out(script: Script, store: InMemoryStor
         context={"user_id": "ada", "background_memory": False},
     )
     assert "coffee" not in prompt_text(script.calls("agent")[0])
+
+
+async def test_recall_ranks_with_the_assistants_weights(script: Script, store: InMemoryStore) -> None:
+    ns = memory_namespace("ada")
+    await store.aput(ns, "trivia", {"content": "Ada mentioned tea once in passing", "importance": 0.1})
+    await store.aput(ns, "vital", {"content": "Ada is allergic to chamomile", "importance": 1.0})
+    graph = builder.compile(checkpointer=InMemorySaver(), store=store)
+    for weights in ({"similarity": 1, "recency": 0, "importance": 0}, {"similarity": 0, "recency": 0, "importance": 1}):
+        await graph.ainvoke(
+            {"messages": [("user", "which tea should I drink?")]},
+            {"configurable": {"thread_id": str(uuid.uuid4())}},
+            context={"user_id": "ada", "recall_limit": 1, "background_memory": False, "ranking": weights},
+        )
+    by_similarity, by_importance = (prompt_text(call[:1]) for call in script.calls("agent"))
+    assert "tea once in passing" in by_similarity and "chamomile" not in by_similarity
+    assert "chamomile" in by_importance and "in passing" not in by_importance

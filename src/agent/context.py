@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agent.prompts import SYSTEM_PROMPT
 from memory_graph.memory_types import MemorySettings
+from memory_graph.ranking import RankingWeights
 
 
 def _env_float(name: str, default: float) -> float:
@@ -66,6 +67,10 @@ class Context(BaseModel):
         default_factory=MemorySettings,
         description="Which memory types this assistant keeps (profile, semantic, episodic, procedural, "
         "custom) and how; recalled here and passed to the memory graph it schedules.",
+    )
+    ranking: RankingWeights = Field(
+        default_factory=RankingWeights,
+        description="How recalled facts are ranked: similarity combined with recency and importance.",
     )
     memory_without_server: Literal["in_process", "skip"] = Field(
         default="in_process",

@@ -1,6 +1,7 @@
 """Recall: what the agent is shown about the user before it answers.
 
-Each turn, concurrently: the profile, the facts most relevant to the latest user message,
+Each turn, concurrently: the profile, the facts most relevant to the latest user message
+(ranked by similarity, recency and importance),
 similar past episodes (as few-shot examples), the records of custom memory types, and the
 learned instructions (procedural memory), each only if the assistant keeps that type.
 """
@@ -16,6 +17,7 @@ from langgraph.store.base import BaseStore, Item, SearchItem
 from agent.context import Context
 from agent.prompts import EPISODE_TEMPLATE, EPISODES_SECTION, MEMORY_SECTION
 from memory_graph.kinds import render_data
+from memory_graph.ranking import ranked_search
 from memory_graph.records import (
     PROFILE_KEY,
     custom_namespace,
@@ -86,6 +88,11 @@ async def recall(
             return []
         return await store.asearch(namespace, query=query, limit=limit)
 
+    async def ranked(namespace: tuple[str, ...], limit: int) -> list[SearchItem]:
+        if limit <= 0 or not query.strip():
+            return []
+        return await ranked_search(store, namespace, query, limit, context.ranking)
+
     async def document(namespace: tuple[str, ...], key: str, enabled: bool) -> Item | None:
         return await store.aget(namespace, key) if enabled else None
 
@@ -99,7 +106,7 @@ async def recall(
     instructions_key = (assistant_id or "default") if settings.procedural.per_assistant else "default"
     fixed = asyncio.gather(
         document(profile_namespace(user_id), PROFILE_KEY, settings.profile.enabled),
-        search(memory_namespace(user_id), context.recall_limit),
+        ranked(memory_namespace(user_id), context.recall_limit),
         search(episode_namespace(user_id), settings.episodic.recall_limit if settings.episodic.enabled else 0),
         document(instructions_namespace(user_id), instructions_key, settings.procedural.enabled),
     )
