@@ -10,7 +10,7 @@ What shapes this harness (checked against langgraph-cli 0.4.40, langgraph-api
   directory is kept across ``restart()`` so state survives like it would for a
   developer.
 * Relative paths inside ``langgraph.json`` (graph files, the ``env`` file,
-  ``dependencies``, ``store.index.embed``, ``auth.path`` ...) are resolved
+  ``dependencies``, ``store.index.embed``, ``store.path``, ``checkpointer.path`` ...) are resolved
   against the working directory too, *not* against the config file.  So the
   harness writes a copy of the config into the working directory with those
   paths made absolute relative to the original config file.
@@ -55,7 +55,13 @@ CONFIG_FILENAME = "langgraph.dev-server.json"
 LOG_FILENAME = "langgraph-dev.log"
 _LOG_TAIL_LINES = 200
 # Config fields holding "path/to/file.py:attr" import specs, as (section, key).
-_IMPORT_SPEC_FIELDS = (("auth", "path"), ("http", "app"), ("checkpointer", "path"), ("priority", "path"))
+_IMPORT_SPEC_FIELDS = (
+    ("auth", "path"),
+    ("http", "app"),
+    ("checkpointer", "path"),
+    ("store", "path"),
+    ("priority", "path"),
+)
 
 
 class DevServerError(RuntimeError):
