@@ -29,6 +29,7 @@ from memory_graph.context import MemoryContext
 from memory_graph.cursor import load_processed_count, save_processed_count
 from memory_graph.history import Provenance, Source, record_change
 from memory_graph.identity import resolve_user_id
+from memory_graph.locks import user_lock
 from memory_graph.models import load_chat_model
 from memory_graph.records import instructions_namespace
 from memory_graph.state import MemoryInput, MemoryState
@@ -128,7 +129,8 @@ async def extract_memories(state: MemoryState, runtime: Runtime[MemoryContext]) 
     """Semantic facts: insert new ones, update changed ones, delete contradicted ones."""
     settings = _context(runtime).memory.semantic
     if settings.enabled and not state["feedback_only"]:
-        await _consolidate(state, runtime, kinds.semantic(_user_id(runtime), settings))
+        async with user_lock(_store(runtime), _user_id(runtime), "memories"):
+            await _consolidate(state, runtime, kinds.semantic(_user_id(runtime), settings))
     return {}
 
 
@@ -136,7 +138,8 @@ async def update_profile(state: MemoryState, runtime: Runtime[MemoryContext]) ->
     """The user's single profile document, updated in place."""
     settings = _context(runtime).memory.profile
     if settings.enabled and not state["feedback_only"]:
-        await _consolidate(state, runtime, kinds.profile(_user_id(runtime), settings))
+        async with user_lock(_store(runtime), _user_id(runtime), "profile"):
+            await _consolidate(state, runtime, kinds.profile(_user_id(runtime), settings))
     return {}
 
 
