@@ -10,6 +10,7 @@ import agent.graph
 import memory_graph.graph
 from agent.summarization import SUMMARIZER_PROMPT
 from tests.support.fakes import HashedEmbeddings, ScriptedChatModel, tool_call
+from tests.support.postgres import test_postgres  # noqa: F401 (a session fixture: the embedded PostgreSQL)
 
 Handler = Callable[[Sequence[BaseMessage]], AIMessage]
 

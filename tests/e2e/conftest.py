@@ -13,8 +13,11 @@ from langgraph_sdk.client import LangGraphClient
 from agent.scheduling import memory_thread_id
 from tests.support.dev_server import DevServer
 from tests.support.fake_openai import FakeOpenAI, LoggedRequest, Rule, flatten_content
+from tests.support.postgres import TestPostgres
 
 CONFIG = Path(__file__).resolve().parents[2] / "langgraph.json"
+# Persistence backends of the server: langgraph dev's in-memory default, and Postgres mode.
+BACKENDS = ["inmem", "postgres"]
 
 # The scripted model: the agent saves what it is asked to remember; the extractor pulls
 # facts that carry a marker word; everything else gets a plain answer.
@@ -39,9 +42,18 @@ def fake_openai() -> Iterator[FakeOpenAI]:
         yield fake
 
 
-@pytest.fixture(scope="session")
-def server(fake_openai: FakeOpenAI) -> Iterator[DevServer]:
-    with DevServer(CONFIG, env=fake_openai.env()) as dev_server:
+def backend_env(request: pytest.FixtureRequest, backend: str) -> dict[str, str]:
+    """Server environment for a backend: Postgres mode on a fresh database of the embedded server."""
+    if backend == "inmem":
+        return {"POSTGRES_URI": ""}
+    test_postgres: TestPostgres = request.getfixturevalue("test_postgres")
+    return {"POSTGRES_URI": test_postgres.fresh_uri("e2e")}
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def server(request: pytest.FixtureRequest, fake_openai: FakeOpenAI) -> Iterator[DevServer]:
+    """The server, once per persistence backend: every test using it runs on both."""
+    with DevServer(CONFIG, env={**fake_openai.env(), **backend_env(request, request.param)}) as dev_server:
         yield dev_server
 
 
