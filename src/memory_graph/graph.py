@@ -111,26 +111,29 @@ def route_batch(state: MemoryState) -> list[str]:
 
 
 async def _consolidate(state: MemoryState, runtime: Runtime[MemoryContext], collection: MemoryCollection) -> None:
+    """Consolidate one memory type, one run at a time per user and type (see ``locks``)."""
     context = _context(runtime)
+    store, user_id = _store(runtime), _user_id(runtime)
     new_messages = state["batch"][state["seen_in_batch"] :]
-    await consolidate(
-        _store(runtime),
-        collection,
-        load_chat_model(context.model),
-        transcript(state),
-        query=get_buffer_string(new_messages)[-_RELATED_QUERY_CHARS:],
-        related_limit=context.related_memories,
-        user_id=_user_id(runtime),
-        provenance=Provenance("background", _thread_key(state), [m.id for m in new_messages]),
-    )
+    scope = ":".join(part for index, part in enumerate(collection.namespace) if index != 1)
+    async with user_lock(store, user_id, scope):
+        await consolidate(
+            store,
+            collection,
+            load_chat_model(context.model),
+            transcript(state),
+            query=get_buffer_string(new_messages)[-_RELATED_QUERY_CHARS:],
+            related_limit=context.related_memories,
+            user_id=user_id,
+            provenance=Provenance("background", _thread_key(state), [m.id for m in new_messages]),
+        )
 
 
 async def extract_memories(state: MemoryState, runtime: Runtime[MemoryContext]) -> dict[str, Any]:
     """Semantic facts: insert new ones, update changed ones, delete contradicted ones."""
     settings = _context(runtime).memory.semantic
     if settings.enabled and not state["feedback_only"]:
-        async with user_lock(_store(runtime), _user_id(runtime), "memories"):
-            await _consolidate(state, runtime, kinds.semantic(_user_id(runtime), settings))
+        await _consolidate(state, runtime, kinds.semantic(_user_id(runtime), settings))
     return {}
 
 
@@ -138,8 +141,7 @@ async def update_profile(state: MemoryState, runtime: Runtime[MemoryContext]) ->
     """The user's single profile document, updated in place."""
     settings = _context(runtime).memory.profile
     if settings.enabled and not state["feedback_only"]:
-        async with user_lock(_store(runtime), _user_id(runtime), "profile"):
-            await _consolidate(state, runtime, kinds.profile(_user_id(runtime), settings))
+        await _consolidate(state, runtime, kinds.profile(_user_id(runtime), settings))
     return {}
 
 
@@ -172,31 +174,34 @@ async def refine_instructions(state: MemoryState, runtime: Runtime[MemoryContext
     if not settings.enabled:
         return {}
     store, user_id = _store(runtime), _user_id(runtime)
-    namespace = instructions_namespace(user_id)
-    key = (context.agent_assistant_id or "default") if settings.per_assistant else "default"
-    current = await store.aget(namespace, key)
-    prompt = current.value["prompt"] if current else context.base_prompt
-    if not prompt:
-        raise ValueError(
-            "Procedural memory needs the agent's system prompt to refine: pass it as context `base_prompt`."
+    async with user_lock(store, user_id, "instructions"):
+        namespace = instructions_namespace(user_id)
+        key = (context.agent_assistant_id or "default") if settings.per_assistant else "default"
+        current = await store.aget(namespace, key)
+        prompt = current.value["prompt"] if current else context.base_prompt
+        if not prompt:
+            raise ValueError(
+                "Procedural memory needs the agent's system prompt to refine: pass it as context `base_prompt`."
+            )
+        optimizer = create_prompt_optimizer(load_chat_model(context.model), kind="prompt_memory")
+        new_prompt = await optimizer.ainvoke(
+            {
+                "trajectories": [(transcript(state), _feedback_text(state))],
+                "prompt": {"name": "instructions", "prompt": prompt, "update_instructions": settings.instructions},
+            }
         )
-    optimizer = create_prompt_optimizer(load_chat_model(context.model), kind="prompt_memory")
-    new_prompt = await optimizer.ainvoke(
-        {
-            "trajectories": [(transcript(state), _feedback_text(state))],
-            "prompt": {"name": "instructions", "prompt": prompt, "update_instructions": settings.instructions},
-        }
-    )
-    if not new_prompt.strip() or new_prompt == prompt:
-        return {}
-    base_prompt = current.value.get("base_prompt") if current else context.base_prompt
-    value = {"prompt": new_prompt, "base_prompt": base_prompt}
-    await store.aput(namespace, key, value, index=False)
-    source: Source = "feedback" if state.get("feedback") else "background"
-    message_ids = [m.id for m in state["batch"][state["seen_in_batch"] :]]
-    provenance = Provenance(source, _thread_key(state), message_ids)
-    before = current.value if current else None
-    await record_change(store, user_id, namespace, key, "update" if current else "create", before, value, provenance)
+        if not new_prompt.strip() or new_prompt == prompt:
+            return {}
+        base_prompt = current.value.get("base_prompt") if current else context.base_prompt
+        value = {"prompt": new_prompt, "base_prompt": base_prompt}
+        await store.aput(namespace, key, value, index=False)
+        source: Source = "feedback" if state.get("feedback") else "background"
+        message_ids = [m.id for m in state["batch"][state["seen_in_batch"] :]]
+        provenance = Provenance(source, _thread_key(state), message_ids)
+        before = current.value if current else None
+        await record_change(
+            store, user_id, namespace, key, "update" if current else "create", before, value, provenance
+        )
     return {}
 
 
