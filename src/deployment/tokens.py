@@ -344,4 +344,3 @@ def admin_settings_hint(settings: AuthSettings) -> str:
     if settings.uses_jwt:
         return f"a token whose {settings.roles_claim!r} claim includes {settings.admin_role!r}"
     return f"a token of a user listed in {ENV_STATIC_ADMINS}"
-

@@ -1,0 +1,520 @@
+"""Memory management for end users: the caller's own memories and profile over HTTP.
+
+Served by the deployment itself (``langgraph.json``: ``"http": {"app": "deployment.routes:app",
+"enable_custom_route_auth": true}``), so the routes sit behind the same auth as the rest of
+the API. Every route is under ``/me``: there is no user parameter to tamper with, the user is
+the token's. With auth off (local development) they act for the local user.
+
+The routes use the server's own store, the one its ``/store`` API and the graphs use, so they
+see exactly what the graphs read and write, whichever backend the deployment configures.
+They get it from ``langgraph_api.store.get_store()`` rather than ``langgraph.config.get_store()``:
+in langgraph-api 0.16.7 the latter, in a custom route, returns the in-memory store as it was
+before the server configured it (its middleware captures the store on the lifespan event),
+so it would see no memories at all.
+
+The OpenAPI description of each route is generated from the models below and attached to
+the endpoint's docstring, which is where the server's schema generator (Starlette's) reads
+it; the server merges it into ``/openapi.json``.
+"""
+
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import yaml
+from langgraph.store.base import BaseStore, Item
+from langgraph_api.store import get_store
+from pydantic import BaseModel, Field, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from deployment import limits
+from deployment.auth import SETTINGS, caller_user_id
+from deployment.tokens import AuthSettings, TokenError
+from memory_graph.records import (
+    MEMORY_FIELD,
+    PROFILE_KEY,
+    UserProfile,
+    memory_namespace,
+    memory_text,
+    profile_namespace,
+)
+
+MAX_PROFILE_TEXT_CHARS = 500
+MAX_PROFILE_LIST_ITEMS = 50
+DEFAULT_PAGE_SIZE = 20
+_SCAN_PAGE = 100
+_TAG = "Memories"
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+E = TypeVar("E", bound=Endpoint)
+
+
+class MemoryOut(BaseModel):
+    """One memory, as shown to its owner."""
+
+    id: str = Field(description="The memory's id (its key in the store).")
+    content: str = Field(description="The memory's text.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class MemoryPage(BaseModel):
+    """A page of the caller's memories."""
+
+    items: list[MemoryOut]
+    limit: int
+    offset: int
+
+
+class MemoryEdit(BaseModel):
+    """The new text of a memory."""
+
+    content: str = Field(
+        min_length=1, max_length=limits.MAX_MEMORY_CHARS, pattern=r"\S", description="The memory's new text."
+    )
+
+
+class Deleted(BaseModel):
+    """How many memories were deleted."""
+
+    deleted: int
+
+
+class ProfileOut(BaseModel):
+    """The caller's profile document; ``profile`` is null until something is known."""
+
+    profile: dict[str, Any] | None
+    updated_at: datetime | None
+
+
+class StoredRecord(BaseModel):
+    """Any other record kept for the caller (e.g. extraction cursors), as stored."""
+
+    namespace: list[str]
+    key: str
+    value: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class Export(BaseModel):
+    """Everything the service keeps about the caller."""
+
+    user_id: str
+    exported_at: datetime
+    profile: dict[str, Any] | None
+    memories: list[MemoryOut]
+    other_records: list[StoredRecord]
+
+
+class Problem(BaseModel):
+    """Why a request was refused."""
+
+    detail: str
+
+
+class ApiError(Exception):
+    """Ends a request with ``status_code`` and a ``{"detail": ...}`` body."""
+
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+
+
+# --- OpenAPI ------------------------------------------------------------------------------
+
+
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with ``$defs`` inlined: route docstrings cannot add components."""
+    raw = model.model_json_schema(mode="serialization")
+    defs = raw.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(value) for value in node]
+        return node
+
+    result: dict[str, Any] = inline(raw)
+    return result
+
+
+def _bounded_schema(node: Any) -> Any:
+    """Add the profile's text and list bounds to a JSON schema, wherever strings and arrays are."""
+    if isinstance(node, list):
+        return [_bounded_schema(value) for value in node]
+    if not isinstance(node, dict):
+        return node
+    bounded = {key: _bounded_schema(value) for key, value in node.items()}
+    if bounded.get("type") == "string":
+        bounded["maxLength"] = MAX_PROFILE_TEXT_CHARS
+    if bounded.get("type") == "array":
+        bounded["maxItems"] = MAX_PROFILE_LIST_ITEMS
+    return bounded
+
+
+def _profile_patch_schema() -> dict[str, Any]:
+    schema = _schema(UserProfile)
+    return {
+        "type": "object",
+        "description": "Profile fields to set; fields left out keep their value, null clears one.",
+        "properties": _bounded_schema(schema.get("properties", {})),
+        "additionalProperties": False,
+    }
+
+
+def _json(schema: Mapping[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": dict(schema)}}}
+
+
+_MEMORY_ID = {
+    "name": "memory_id",
+    "in": "path",
+    "required": True,
+    "description": "The memory's id, as listed.",
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": limits.MAX_KEY_CHARS,
+        "pattern": "^[^\\x00-\\x1f\\x7f]+$",
+    },
+}
+_PROBLEMS = {
+    401: "Missing, malformed, expired or otherwise invalid bearer token.",
+    404: "No such memory.",
+    413: "The memory or profile is over its size limit.",
+    422: "A parameter or the body is invalid or over a bound; `detail` says which.",
+}
+
+
+def _operation(
+    summary: str,
+    status: int,
+    response: type[BaseModel] | None,
+    *,
+    parameters: list[dict[str, Any]] | None = None,
+    body: Mapping[str, Any] | None = None,
+    problems: tuple[int, ...] = (401, 422),
+) -> Callable[[E], E]:
+    """Attach the route's OpenAPI operation to its docstring, as Starlette's schema generator reads it."""
+
+    def decorate(endpoint: E) -> E:
+        responses: dict[str, Any] = {
+            str(status): {"description": summary, **(_json(_schema(response)) if response else {})}
+        }
+        for code in problems:
+            responses[str(code)] = {"description": _PROBLEMS[code], **_json(_schema(Problem))}
+        operation: dict[str, Any] = {
+            "summary": summary,
+            "description": " ".join((endpoint.__doc__ or "").split()),
+            "operationId": endpoint.__name__,
+            "tags": [_TAG],
+            "security": [{"BearerAuth": []}],
+            "responses": responses,
+        }
+        if parameters:
+            operation["parameters"] = parameters
+        if body is not None:
+            operation["requestBody"] = {"required": True, **_json(body)}
+        endpoint.__doc__ = f"{endpoint.__doc__}\n---\n{yaml.safe_dump(operation, sort_keys=False)}"
+        return endpoint
+
+    return decorate
+
+
+# --- Helpers ------------------------------------------------------------------------------
+
+
+def _settings(request: Request) -> AuthSettings:
+    settings: AuthSettings = getattr(request.app.state, "auth_settings", SETTINGS)
+    return settings
+
+
+def _user_id(request: Request, query_params: tuple[str, ...] = ()) -> str:
+    """The caller; refuses query parameters the route does not take (e.g. a ``user_id``)."""
+    try:
+        user_id = caller_user_id(_settings(request), request.scope.get("user"))
+    except TokenError as error:
+        raise ApiError(401, str(error)) from None
+    unknown = sorted(set(request.query_params) - set(query_params))
+    if unknown:
+        accepted = f"it accepts only {list(query_params)}" if query_params else "it takes none"
+        raise ApiError(422, f"Unknown query parameters {unknown}: {accepted}. The user is always the token's.")
+    return user_id
+
+
+async def _store() -> BaseStore:
+    return await get_store()
+
+
+def _int_param(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ApiError(422, f"`{name}` must be an integer, got {raw!r}.") from None
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(422, "The body must be a JSON object.") from None
+    if not isinstance(body, dict):
+        raise ApiError(422, "The body must be a JSON object.")
+    return body
+
+
+def _memory_out(item: Item) -> MemoryOut:
+    return MemoryOut(
+        id=item.key, content=memory_text(item.value), created_at=item.created_at, updated_at=item.updated_at
+    )
+
+
+def _ok(model: BaseModel, status_code: int = 200, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(model.model_dump(mode="json"), status_code=status_code, headers=headers)
+
+
+async def _all_items(store: BaseStore, namespace: tuple[str, ...]) -> list[Item]:
+    """Every item under ``namespace`` (paged through, so no single call is unbounded)."""
+    items: list[Item] = []
+    while True:
+        page = await store.asearch(namespace, limit=_SCAN_PAGE, offset=len(items))
+        items.extend(page)
+        if len(page) < _SCAN_PAGE:
+            return items
+
+
+async def _own_memory(store: BaseStore, user_id: str, memory_id: str) -> Item:
+    try:
+        limits.check_key(memory_id)
+    except limits.LimitError as error:
+        raise ApiError(error.status_code, str(error)) from None
+    item = await store.aget(memory_namespace(user_id), memory_id)
+    if item is None:
+        raise ApiError(404, f"No memory has id {memory_id!r}.")
+    return item
+
+
+def _check_profile_value(name: str, value: Any) -> None:
+    if isinstance(value, str) and len(value) > MAX_PROFILE_TEXT_CHARS:
+        raise ApiError(422, f"Profile field {name!r} is over {MAX_PROFILE_TEXT_CHARS} characters.")
+    if isinstance(value, list):
+        if len(value) > MAX_PROFILE_LIST_ITEMS:
+            raise ApiError(422, f"Profile field {name!r} has over {MAX_PROFILE_LIST_ITEMS} entries.")
+        for entry in value:
+            _check_profile_value(name, entry)
+
+
+# --- Routes -------------------------------------------------------------------------------
+
+
+@_operation(
+    "List your memories",
+    200,
+    MemoryPage,
+    parameters=[
+        {
+            "name": "query",
+            "in": "query",
+            "description": "Rank by meaning against this text instead of listing in store order (empty: list).",
+            "schema": {"type": "string", "maxLength": limits.MAX_QUERY_CHARS},
+        },
+        {
+            "name": "limit",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": limits.MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE},
+        },
+        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": limits.MAX_OFFSET}},
+    ],
+)
+async def list_memories(request: Request) -> Response:
+    """A page of the caller's memories, optionally ranked by meaning against a query."""
+    user_id = _user_id(request, ("query", "limit", "offset"))
+    try:
+        limit, offset = limits.check_page(
+            _int_param(request, "limit", DEFAULT_PAGE_SIZE), _int_param(request, "offset", 0)
+        )
+        query = limits.check_query(request.query_params.get("query")) or None
+    except limits.LimitError as error:
+        raise ApiError(error.status_code, str(error)) from None
+    store = await _store()
+    items = await store.asearch(memory_namespace(user_id), query=query, limit=limit, offset=offset)
+    return _ok(MemoryPage(items=[_memory_out(item) for item in items], limit=limit, offset=offset))
+
+
+@_operation("Delete all your memories", 200, Deleted, problems=(401, 422))
+async def delete_all_memories(request: Request) -> Response:
+    """Delete every memory of the caller (the profile is kept: delete it separately)."""
+    user_id = _user_id(request)
+    store = await _store()
+    items = await _all_items(store, memory_namespace(user_id))
+    for item in items:
+        await store.adelete(item.namespace, item.key)
+    return _ok(Deleted(deleted=len(items)))
+
+
+@_operation("Read one of your memories", 200, MemoryOut, parameters=[_MEMORY_ID], problems=(401, 404, 422))
+async def get_memory(request: Request) -> Response:
+    """One memory of the caller; another user's memory id is simply not found."""
+    user_id = _user_id(request)
+    store = await _store()
+    return _ok(_memory_out(await _own_memory(store, user_id, request.path_params["memory_id"])))
+
+
+@_operation(
+    "Edit one of your memories",
+    200,
+    MemoryOut,
+    parameters=[_MEMORY_ID],
+    body=_schema(MemoryEdit),
+    problems=(401, 404, 413, 422),
+)
+async def edit_memory(request: Request) -> Response:
+    """Replace a memory's text, keeping any other fields stored with it; it is re-indexed for search."""
+    user_id = _user_id(request)
+    body = await _json_object(request)
+    try:
+        edit = MemoryEdit.model_validate(body)
+        limits.check_memory_text(edit.content)
+    except ValidationError as error:
+        raise ApiError(422, f"Invalid memory edit: {error.errors()[0]['msg']} at {error.errors()[0]['loc']}.") from None
+    except limits.LimitError as error:
+        raise ApiError(error.status_code, str(error)) from None
+    store = await _store()
+    item = await _own_memory(store, user_id, request.path_params["memory_id"])
+    value = {**item.value, MEMORY_FIELD: edit.content}
+    await store.aput(item.namespace, item.key, value)
+    updated = await store.aget(item.namespace, item.key)
+    assert updated is not None
+    return _ok(_memory_out(updated))
+
+
+@_operation("Delete one of your memories", 204, None, parameters=[_MEMORY_ID], problems=(401, 404, 422))
+async def delete_memory(request: Request) -> Response:
+    """Delete one memory of the caller."""
+    user_id = _user_id(request)
+    store = await _store()
+    item = await _own_memory(store, user_id, request.path_params["memory_id"])
+    await store.adelete(item.namespace, item.key)
+    return Response(status_code=204)
+
+
+@_operation("Read your profile", 200, ProfileOut, problems=(401, 422))
+async def get_profile(request: Request) -> Response:
+    """The profile document the service keeps about the caller."""
+    user_id = _user_id(request)
+    store = await _store()
+    item = await store.aget(profile_namespace(user_id), PROFILE_KEY)
+    return _ok(ProfileOut(profile=item.value if item else None, updated_at=item.updated_at if item else None))
+
+
+@_operation("Edit your profile", 200, ProfileOut, body=_profile_patch_schema(), problems=(401, 413, 422))
+async def edit_profile(request: Request) -> Response:
+    """Set some profile fields; the others keep their value."""
+    user_id = _user_id(request)
+    patch = await _json_object(request)
+    unknown = sorted(set(patch) - set(UserProfile.model_fields))
+    if unknown:
+        raise ApiError(422, f"Unknown profile fields {unknown}; known: {sorted(UserProfile.model_fields)}.")
+    for name, value in patch.items():
+        _check_profile_value(name, value)
+    store = await _store()
+    namespace = profile_namespace(user_id)
+    current = await store.aget(namespace, PROFILE_KEY)
+    merged = {**(current.value if current else {}), **patch}
+    try:
+        profile = UserProfile.model_validate(merged).model_dump(mode="json")
+        limits.check_value(namespace, profile)
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise ApiError(422, f"Invalid profile field {first['loc']}: {first['msg']}.") from None
+    except limits.LimitError as error:
+        raise ApiError(error.status_code, str(error)) from None
+    await store.aput(namespace, PROFILE_KEY, profile, index=False)
+    saved = await store.aget(namespace, PROFILE_KEY)
+    return _ok(ProfileOut(profile=profile, updated_at=saved.updated_at if saved else None))
+
+
+@_operation("Delete your profile", 204, None, problems=(401, 422))
+async def delete_profile(request: Request) -> Response:
+    """Forget the caller's profile (it is rebuilt from later conversations)."""
+    user_id = _user_id(request)
+    store = await _store()
+    await store.adelete(profile_namespace(user_id), PROFILE_KEY)
+    return Response(status_code=204)
+
+
+@_operation("Export everything kept about you", 200, Export, problems=(401, 422))
+async def export(request: Request) -> Response:
+    """The caller's memories, profile and every other record under their namespaces, as one JSON file."""
+    user_id = _user_id(request)
+    store = await _store()
+    namespaces: list[tuple[str, ...]] = []
+    while True:
+        page = await store.alist_namespaces(prefix=("*", user_id), limit=_SCAN_PAGE, offset=len(namespaces))
+        namespaces.extend(page)
+        if len(page) < _SCAN_PAGE:
+            break
+    memories: list[MemoryOut] = []
+    other: list[StoredRecord] = []
+    profile: dict[str, Any] | None = None
+    for namespace in namespaces:
+        for item in await _all_items(store, namespace):
+            if item.namespace == memory_namespace(user_id):
+                memories.append(_memory_out(item))
+            elif item.namespace == profile_namespace(user_id) and item.key == PROFILE_KEY:
+                profile = item.value
+            elif item.namespace[1:2] == (user_id,):
+                other.append(
+                    StoredRecord(
+                        namespace=list(item.namespace),
+                        key=item.key,
+                        value=item.value,
+                        created_at=item.created_at,
+                        updated_at=item.updated_at,
+                    )
+                )
+    document = Export(
+        user_id=user_id, exported_at=datetime.now(UTC), profile=profile, memories=memories, other_records=other
+    )
+    filename = f"memories-{user_id}.json".replace('"', "")
+    return _ok(document, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+
+def build_app(settings: AuthSettings = SETTINGS) -> Starlette:
+    """The memory routes as a Starlette app (``settings`` decide who the caller is)."""
+    application = Starlette(
+        routes=[
+            Route("/me/memories", list_memories, methods=["GET"]),
+            Route("/me/memories", delete_all_memories, methods=["DELETE"]),
+            Route("/me/memories/{memory_id}", get_memory, methods=["GET"]),
+            Route("/me/memories/{memory_id}", edit_memory, methods=["PATCH"]),
+            Route("/me/memories/{memory_id}", delete_memory, methods=["DELETE"]),
+            Route("/me/profile", get_profile, methods=["GET"]),
+            Route("/me/profile", edit_profile, methods=["PATCH"]),
+            Route("/me/profile", delete_profile, methods=["DELETE"]),
+            Route("/me/export", export, methods=["GET"]),
+        ],
+        exception_handlers={ApiError: _api_error},
+    )
+    application.state.auth_settings = settings
+    return application
+
+
+app = build_app()

@@ -1,0 +1,1 @@
+"""End-to-end security tests: `langgraph dev` with auth on, driven as several users."""

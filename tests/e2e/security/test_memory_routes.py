@@ -1,0 +1,326 @@
+"""The memory-management routes (``/me/...``) on `langgraph dev`: behaviour, bounds, fuzzing.
+
+With auth on (the secure server) for a user of their own, and with auth off (the session's
+default server), where they act for the local user.
+"""
+
+import copy
+import uuid
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.core.result import Ok
+from schemathesis.schemas import APIOperation
+
+from tests.e2e.conftest import agent_prompts
+from tests.e2e.security.conftest import SUMMARIES, http_client, token
+from tests.support.dev_server import DevServer
+from tests.support.fake_openai import FakeOpenAI
+from tests.support.tokens import bearer
+
+# Examples per route and mode: enough to reach every status the route documents while the
+# whole fuzz run stays a few seconds. Generation is derandomized so the gate is reproducible:
+# randomized runs (100 examples, checked by hand) found nothing more, except a false report
+# that an extra query parameter was accepted when the HTTP client had dropped it (null value).
+FUZZ_EXAMPLES = 25
+
+
+def new_user() -> str:
+    return f"user-{uuid.uuid4().hex[:8]}"
+
+
+async def put_memory(client: httpx.AsyncClient, user_id: str, text: str, **extra: Any) -> str:
+    key = str(uuid.uuid4())
+    body = {"namespace": ["memories", user_id], "key": key, "value": {"content": text, **extra}}
+    (await client.put("/store/items", json=body)).raise_for_status()
+    return key
+
+
+async def test_list_read_edit_delete_and_export_your_memories(secure_server: DevServer) -> None:
+    user = new_user()
+    async with http_client(secure_server, token(user)) as me:
+        tea = await put_memory(me, user, "Likes green tea", importance=0.9)
+        await put_memory(me, user, "Lives in Lyon")
+        await put_memory(me, user, "Has a cat named Miso")
+
+        page = (await me.get("/me/memories")).json()
+        assert sorted(item["content"] for item in page["items"]) == [
+            "Has a cat named Miso",
+            "Likes green tea",
+            "Lives in Lyon",
+        ]
+        first, rest = (
+            (await me.get("/me/memories", params={"limit": 1})).json(),
+            (await me.get("/me/memories", params={"limit": 10, "offset": 1})).json(),
+        )
+        assert len(first["items"]) == 1 and len(rest["items"]) == 2
+        ranked = (await me.get("/me/memories", params={"query": "green tea"})).json()["items"]
+        assert ranked[0]["id"] == tea
+
+        assert (await me.get(f"/me/memories/{tea}")).json()["content"] == "Likes green tea"
+        edited = await me.patch(f"/me/memories/{tea}", json={"content": "Likes black tea"})
+        assert edited.status_code == 200 and edited.json()["content"] == "Likes black tea"
+        stored = (await me.get("/store/items", params={"namespace": f"memories.{user}", "key": tea})).json()
+        assert stored["value"] == {"content": "Likes black tea", "importance": 0.9}
+
+        assert (await me.delete(f"/me/memories/{tea}")).status_code == 204
+        assert (await me.get(f"/me/memories/{tea}")).status_code == 404
+        assert (await me.delete(f"/me/memories/{tea}")).status_code == 404
+
+        assert (await me.get("/me/profile")).json() == {"profile": None, "updated_at": None}
+        profile = await me.patch("/me/profile", json={"name": "Dana", "interests": ["tea", "cats"]})
+        assert profile.status_code == 200 and profile.json()["profile"]["name"] == "Dana"
+        merged = (await me.patch("/me/profile", json={"timezone": "Europe/Paris", "name": None})).json()["profile"]
+        assert (
+            merged["timezone"] == "Europe/Paris" and merged["name"] is None and merged["interests"] == ["tea", "cats"]
+        )
+
+        note = {"namespace": ["notes", user], "key": "n1", "value": {"text": "a note"}}
+        (await me.put("/store/items", json=note)).raise_for_status()
+        export = await me.get("/me/export")
+        assert export.headers["content-disposition"] == f'attachment; filename="memories-{user}.json"'
+        document = export.json()
+        assert document["user_id"] == user
+        assert sorted(m["content"] for m in document["memories"]) == ["Has a cat named Miso", "Lives in Lyon"]
+        assert document["profile"]["timezone"] == "Europe/Paris"
+        assert [(r["namespace"], r["key"], r["value"]) for r in document["other_records"]] == [
+            (["notes", user], "n1", {"text": "a note"})
+        ]
+
+        assert (await me.delete("/me/memories")).json() == {"deleted": 2}
+        assert (await me.get("/me/memories")).json()["items"] == []
+        assert (await me.get("/me/profile")).json()["profile"] is not None
+        assert (await me.delete("/me/profile")).status_code == 204
+        assert (await me.get("/me/profile")).json()["profile"] is None
+
+
+async def test_an_edit_is_what_the_agent_recalls_next(secure_server: DevServer, security_fake: FakeOpenAI) -> None:
+    user = new_user()
+    async with http_client(secure_server, token(user)) as me:
+        thread = (await me.post("/threads", json={})).json()["thread_id"]
+        run = {"assistant_id": "agent", "context": {"background_memory": False}}
+        saved = await me.post(
+            f"/threads/{thread}/runs/wait",
+            json={**run, "input": {"messages": [{"role": "user", "content": "Please remember I drink green tea"}]}},
+        )
+        assert saved.status_code == 200, saved.text
+        [memory] = (await me.get("/me/memories")).json()["items"]
+        await me.patch(f"/me/memories/{memory['id']}", json={"content": "Drinks black coffee, never tea"})
+        marker = f"(recall check {user})"
+        await me.post(
+            f"/threads/{thread}/runs/wait",
+            json={**run, "input": {"messages": [{"role": "user", "content": f"What do I drink? {marker}"}]}},
+        )
+    prompt = agent_prompts(security_fake, marker)[-1]
+    assert "Drinks black coffee, never tea" in prompt and "green tea" not in prompt.split("<user_memory>")[-1]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "reason"),
+    [
+        ("GET", "/me/memories", {"params": {"limit": 0}}, 422, "between 1 and 100"),
+        ("GET", "/me/memories", {"params": {"limit": 101}}, 422, "between 1 and 100"),
+        ("GET", "/me/memories", {"params": {"offset": -1}}, 422, "between 0 and 10000"),
+        ("GET", "/me/memories", {"params": {"limit": "ten"}}, 422, "must be an integer"),
+        ("GET", "/me/memories", {"params": {"query": "q" * 1001}}, 422, "too long"),
+        ("PATCH", "/me/memories/x", {"json": {"content": "x" * 2001}}, 422, "at most 2000"),
+        ("PATCH", "/me/memories/x", {"json": {"content": "   "}}, 422, "Invalid memory edit"),
+        ("PATCH", "/me/memories/x", {"json": {"text": "hi"}}, 422, "Invalid memory edit"),
+        ("PATCH", "/me/memories/x", {"content": b"not json"}, 422, "JSON object"),
+        ("PATCH", "/me/profile", {"json": ["name"]}, 422, "JSON object"),
+        ("PATCH", "/me/profile", {"json": {"shoe_size": 44}}, 422, "Unknown profile fields"),
+        ("PATCH", "/me/profile", {"json": {"name": "x" * 501}}, 422, "over 500 characters"),
+        ("PATCH", "/me/profile", {"json": {"interests": ["x"] * 51}}, 422, "over 50 entries"),
+        ("PATCH", "/me/profile", {"json": {"interests": "tea"}}, 422, "Invalid profile field"),
+        (
+            "PUT",
+            "/store/items",
+            {"json": {"namespace": ["memories", "{me}"], "key": "k", "value": {"content": "x" * 2001}}},
+            413,
+            "limit is 2000",
+        ),
+        (
+            "PUT",
+            "/store/items",
+            {"json": {"namespace": ["notes", "{me}"], "key": "k", "value": {"t": "x" * 20000}}},
+            413,
+            "bytes as JSON",
+        ),
+        (
+            "PUT",
+            "/store/items",
+            {"json": {"namespace": ["a", "{me}", "b", "c", "d"], "key": "k", "value": {}}},
+            422,
+            "at most 4",
+        ),
+        (
+            "PUT",
+            "/store/items",
+            {"json": {"namespace": ["my notes", "{me}"], "key": "k", "value": {}}},
+            422,
+            "may only contain",
+        ),
+        (
+            "PUT",
+            "/store/items",
+            {"json": {"namespace": ["notes", "{me}"], "key": "k" * 300, "value": {}}},
+            422,
+            "at most 256",
+        ),
+        (
+            "POST",
+            "/store/items/search",
+            {"json": {"namespace_prefix": ["memories", "{me}"], "query": "q" * 1001}},
+            422,
+            "too long",
+        ),
+        (
+            "POST",
+            "/store/items/search",
+            {"json": {"namespace_prefix": ["memories", "{me}"], "limit": 1000}},
+            422,
+            "between 1 and 100",
+        ),
+        ("POST", "/store/namespaces", {"json": {"prefix": ["memories", "{me}"], "max_depth": 10}}, 422, "max_depth"),
+    ],
+)
+async def test_over_a_bound_is_a_4xx_that_says_which(
+    secure_server: DevServer, method: str, path: str, kwargs: dict[str, Any], status: int, reason: str
+) -> None:
+    user = new_user()
+    if "json" in kwargs and isinstance(kwargs["json"], dict) and "{me}" in str(kwargs["json"]):
+        kwargs = {"json": _with_user(kwargs["json"], user)}
+    async with http_client(secure_server, token(user)) as me:
+        if path.startswith("/me/memories/"):
+            path = f"/me/memories/{await put_memory(me, user, 'Something')}"
+        response = await me.request(method, path, **kwargs)
+    assert response.status_code == status, response.text
+    assert reason in response.json()["detail"], response.text
+
+
+def _with_user(body: dict[str, Any], user: str) -> dict[str, Any]:
+    def swap(value: Any) -> Any:
+        if isinstance(value, list):
+            return [user if v == "{me}" else v for v in value]
+        return value
+
+    return {key: swap(value) for key, value in body.items()}
+
+
+async def test_with_auth_off_the_routes_act_for_the_local_user(server: DevServer) -> None:
+    async with httpx.AsyncClient(base_url=server.url, trust_env=False, timeout=30) as anyone:
+        key = str(uuid.uuid4())
+        text = f"Local memory {key}"
+        body = {"namespace": ["memories", "local-user"], "key": key, "value": {"content": text}}
+        (await anyone.put("/store/items", json=body)).raise_for_status()
+        assert (await anyone.get(f"/me/memories/{key}")).json()["content"] == text
+        assert (await anyone.delete(f"/me/memories/{key}")).status_code == 204
+        too_long = {"namespace": ["memories", "local-user"], "key": key, "value": {"content": "x" * 5000}}
+        response = await anyone.put("/store/items", json=too_long)
+        assert response.status_code == 413 and "limit is 2000" in response.json()["detail"]
+
+
+def operations(schema: schemathesis.BaseSchema) -> list[APIOperation]:
+    """The schema's operations; a route whose description does not parse fails the test here."""
+    found = []
+    for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result
+        found.append(result.ok())
+    return found
+
+
+@pytest.fixture(scope="module")
+def routes_schema(secure_server: DevServer) -> dict[str, Any]:
+    """The server's OpenAPI document, as clients get it."""
+    document: dict[str, Any] = httpx.get(f"{secure_server.url}/openapi.json", trust_env=False, timeout=30).json()
+    return document
+
+
+def memory_routes(document: dict[str, Any], base_url: str, *, without_auth: bool = False) -> schemathesis.BaseSchema:
+    """The ``/me/`` operations of ``document``; ``without_auth`` drops their security requirement.
+
+    The fuzzer sends a valid token itself: left in, the requirement makes it generate (and, in
+    negative mode, mutate) the Authorization header, so most requests would only test auth.
+    """
+    document = copy.deepcopy(document)
+    if without_auth:
+        document.pop("security", None)
+        for path, item in document["paths"].items():
+            if path.startswith("/me/"):
+                for operation in item.values():
+                    if isinstance(operation, dict):
+                        operation.pop("security", None)
+    schema = schemathesis.openapi.from_dict(document).include(path_regex="^/me/")
+    schema.config.update(base_url=base_url)
+    return schema
+
+
+def test_the_routes_are_described_in_the_openapi_schema(
+    secure_server: DevServer, routes_schema: dict[str, Any]
+) -> None:
+    for path, item in routes_schema["paths"].items():
+        if path.startswith("/me/"):
+            assert all(operation["security"] == [{"BearerAuth": []}] for operation in item.values()), path
+    described = sorted(
+        f"{operation.method.upper()} {operation.path}"
+        for operation in operations(memory_routes(routes_schema, secure_server.url))
+    )
+    assert described == [
+        "DELETE /me/memories",
+        "DELETE /me/memories/{memory_id}",
+        "DELETE /me/profile",
+        "GET /me/export",
+        "GET /me/memories",
+        "GET /me/memories/{memory_id}",
+        "GET /me/profile",
+        "PATCH /me/memories/{memory_id}",
+        "PATCH /me/profile",
+    ]
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_fuzzing_the_routes_from_their_schema_finds_no_server_error(
+    secure_server: DevServer,
+    routes_schema: dict[str, Any],
+    mode: GenerationMode,
+) -> None:
+    user = new_user()
+    session = requests.Session()
+    session.trust_env = False  # loopback only, whatever proxy the environment configures
+    headers = dict(bearer(token(user)))
+    with httpx.Client(base_url=secure_server.url, headers=headers, trust_env=False) as me:
+        for text in ("Likes tea", "Lives in Lyon"):
+            body = {"namespace": ["memories", user], "key": str(uuid.uuid4()), "value": {"content": text}}
+            me.put("/store/items", json=body).raise_for_status()
+    calls: list[int] = []
+    for operation in operations(memory_routes(routes_schema, secure_server.url, without_auth=True)):
+        raw = operation.definition.raw
+        if mode is GenerationMode.NEGATIVE and not (raw.get("parameters") or raw.get("requestBody")):
+            continue  # nothing to make invalid
+
+        @given(case=operation.as_strategy(generation_mode=mode))
+        @settings(
+            max_examples=FUZZ_EXAMPLES,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
+        def fuzz(case: schemathesis.Case) -> None:
+            response = case.call(base_url=secure_server.url, session=session, headers=headers)
+            calls.append(response.status_code)
+            assert response.status_code < 500, (
+                f"{case.method} {case.formatted_path}: {response.status_code} {response.text}"
+            )
+            case.validate_response(response, headers=headers)
+
+        fuzz()
+    summary = f"schemathesis {mode.value}: {len(calls)} requests, statuses {dict(sorted(Counter(calls).items()))}"
+    SUMMARIES.append(summary)
+    assert len(calls) >= 4 and all(status < 500 for status in calls), summary
