@@ -13,13 +13,24 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable
 
-from bench import Section, background_cost, debounce, progress, recall_quality, turn_overhead
+from bench import (
+    Section,
+    background_cost,
+    debounce,
+    progress,
+    recall_latency,
+    recall_quality,
+    turn_overhead,
+    write_throughput,
+)
 
 BENCHMARKS: dict[str, Callable[[bool], Awaitable[Section]]] = {
     "turn_overhead": turn_overhead.run,
     "background_cost": background_cost.run,
     "debounce": debounce.run,
     "recall_quality": recall_quality.run,
+    "recall_latency": recall_latency.run,
+    "write_throughput": write_throughput.run,
 }
 
 
