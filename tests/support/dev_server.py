@@ -16,8 +16,9 @@ What shapes this harness (checked against langgraph-cli 0.4.40, langgraph-api
   paths made absolute relative to the original config file.
 * Variables from the config's ``env`` override the process environment.  To
   keep tests hermetic, the copy drops from its ``env`` every variable the
-  harness sets itself (``env`` given here, the tracing/analytics switches) and
-  the LangSmith API keys, so the test's values win and nothing is traced.
+  harness sets itself (``env`` given here, the tracing/analytics switches), the
+  LangSmith API keys and the ``AUTH_*`` settings, so the test's values win,
+  nothing is traced and auth stays off unless a test turns it on.
 """
 
 from __future__ import annotations
@@ -47,9 +48,14 @@ HERMETIC_ENV: Mapping[str, str] = {
     "LANGGRAPH_CLI_NO_ANALYTICS": "1",
     "LANGGRAPH_NO_VERSION_CHECK": "true",
     "PYTHONUNBUFFERED": "1",
+    # The in-memory default unless a test asks for Postgres, whatever the developer's .env says.
+    "POSTGRES_URI": "",
 }
 # Removed unless passed explicitly in ``env``: with a key, LangSmith may upload traces.
 REMOVED_ENV = ("LANGSMITH_API_KEY", "LANGCHAIN_API_KEY")
+# Also removed unless passed explicitly: auth settings (AUTH_*) in a developer's .env would
+# turn auth on for the tests that expect the default, auth off.
+REMOVED_ENV_PREFIXES = ("AUTH_",)
 
 CONFIG_FILENAME = "langgraph.dev-server.json"
 LOG_FILENAME = "langgraph-dev.log"
@@ -266,7 +272,11 @@ class DevServer:
 
     def _process_env(self) -> dict[str, str]:
         removed = {*REMOVED_ENV, *self.unset}
-        env = {key: value for key, value in os.environ.items() if key not in removed}
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in removed and not key.startswith(REMOVED_ENV_PREFIXES)
+        }
         env.update(HERMETIC_ENV)
         env.update(self.env)
         return env
@@ -305,5 +315,7 @@ class DevServer:
             env = {k: v for k, v in dotenv_values(base / env).items() if v is not None}
         if isinstance(env, dict):
             overridden = set(self.env) | set(HERMETIC_ENV) | set(REMOVED_ENV) | self.unset
-            config["env"] = {k: v for k, v in env.items() if k not in overridden}
+            config["env"] = {
+                k: v for k, v in env.items() if k not in overridden and not k.startswith(REMOVED_ENV_PREFIXES)
+            }
         return config
