@@ -17,6 +17,8 @@ the endpoint's docstring, which is where the server's schema generator (Starlett
 it; the server merges it into ``/openapi.json``.
 """
 
+import json
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -24,7 +26,7 @@ from typing import Any, TypeVar
 import yaml
 from langgraph.store.base import BaseStore, Item
 from langgraph_api.store import get_store
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -44,6 +46,8 @@ from memory_graph.records import (
 
 MAX_PROFILE_TEXT_CHARS = 500
 MAX_PROFILE_LIST_ITEMS = 50
+MAX_PROFILE_FIELDS = 50
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 DEFAULT_PAGE_SIZE = 20
 _SCAN_PAGE = 100
 _TAG = "Memories"
@@ -161,13 +165,31 @@ def _bounded_schema(node: Any) -> Any:
     return bounded
 
 
+_SCALAR_SCHEMAS: list[dict[str, Any]] = [
+    {"type": "string", "maxLength": MAX_PROFILE_TEXT_CHARS},
+    {"type": "number"},
+    {"type": "boolean"},
+    {"type": "null"},
+]
+
+
 def _profile_patch_schema() -> dict[str, Any]:
+    """The default profile's fields, plus any other flat field (an assistant may configure its own schema)."""
     schema = _schema(UserProfile)
     return {
         "type": "object",
-        "description": "Profile fields to set; fields left out keep their value, null clears one.",
+        "description": "Profile fields to set; fields left out keep their value, null clears one. "
+        "The default profile's fields are checked against their types; fields of a configured "
+        "profile schema are accepted as text, numbers, booleans or lists of those.",
         "properties": _bounded_schema(schema.get("properties", {})),
-        "additionalProperties": False,
+        "maxProperties": MAX_PROFILE_FIELDS,
+        "propertyNames": {"pattern": _FIELD_NAME.pattern},
+        "additionalProperties": {
+            "anyOf": [
+                *_SCALAR_SCHEMAS,
+                {"type": "array", "maxItems": MAX_PROFILE_LIST_ITEMS, "items": {"anyOf": _SCALAR_SCHEMAS}},
+            ]
+        },
     }
 
 
@@ -265,9 +287,14 @@ def _int_param(request: Request, name: str, default: int) -> int:
         raise ApiError(422, f"`{name}` must be an integer, got {raw!r}.") from None
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 async def _json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object (strict JSON: NaN and Infinity, which cannot be sent back, are refused)."""
     try:
-        body = await request.json()
+        body = json.loads(await request.body(), parse_constant=_no_constants)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(422, "The body must be a JSON object.") from None
     if not isinstance(body, dict):
@@ -306,14 +333,34 @@ async def _own_memory(store: BaseStore, user_id: str, memory_id: str) -> Item:
     return item
 
 
-def _check_profile_value(name: str, value: Any) -> None:
+def _check_scalar(name: str, value: Any) -> None:
     if isinstance(value, str) and len(value) > MAX_PROFILE_TEXT_CHARS:
         raise ApiError(422, f"Profile field {name!r} is over {MAX_PROFILE_TEXT_CHARS} characters.")
+    if value is not None and not isinstance(value, str | int | float | bool):
+        raise ApiError(422, f"Profile field {name!r} must be text, a number, a boolean or a list of those.")
+
+
+def _profile_value(name: str, value: Any) -> Any:
+    """The value to store for one patched field; null resets a default field and removes any other."""
+    if not _FIELD_NAME.match(name):
+        raise ApiError(422, f"Profile field name {name!r} must be an identifier of at most 64 characters.")
+    field = UserProfile.model_fields.get(name)
+    if value is None:
+        return field.get_default(call_default_factory=True) if field is not None else None
     if isinstance(value, list):
         if len(value) > MAX_PROFILE_LIST_ITEMS:
             raise ApiError(422, f"Profile field {name!r} has over {MAX_PROFILE_LIST_ITEMS} entries.")
         for entry in value:
-            _check_profile_value(name, entry)
+            _check_scalar(name, entry)
+    else:
+        _check_scalar(name, value)
+    if field is None or field.annotation is None:
+        return value
+    adapter: TypeAdapter[Any] = TypeAdapter(field.annotation)
+    try:
+        return adapter.dump_python(adapter.validate_python(value), mode="json")
+    except ValidationError as error:
+        raise ApiError(422, f"Invalid profile field {name!r}: {error.errors()[0]['msg']}.") from None
 
 
 # --- Routes -------------------------------------------------------------------------------
@@ -421,24 +468,22 @@ async def get_profile(request: Request) -> Response:
 
 @_operation("Edit your profile", 200, ProfileOut, body=_profile_patch_schema(), problems=(401, 413, 422))
 async def edit_profile(request: Request) -> Response:
-    """Set some profile fields; the others keep their value."""
+    """Set some profile fields; the others keep their value (null clears one)."""
     user_id = _user_id(request)
     patch = await _json_object(request)
-    unknown = sorted(set(patch) - set(UserProfile.model_fields))
-    if unknown:
-        raise ApiError(422, f"Unknown profile fields {unknown}; known: {sorted(UserProfile.model_fields)}.")
-    for name, value in patch.items():
-        _check_profile_value(name, value)
+    if len(patch) > MAX_PROFILE_FIELDS:
+        raise ApiError(422, f"A profile edit sets at most {MAX_PROFILE_FIELDS} fields.")
+    values = {name: _profile_value(name, value) for name, value in patch.items()}
     store = await _store()
     namespace = profile_namespace(user_id)
     current = await store.aget(namespace, PROFILE_KEY)
-    merged = {**(current.value if current else {}), **patch}
+    # Fields not in the patch are kept as stored, including those of a configured profile schema.
+    profile = {**(current.value if current else {}), **values}
+    for name, value in values.items():
+        if value is None and name not in UserProfile.model_fields:
+            del profile[name]
     try:
-        profile = UserProfile.model_validate(merged).model_dump(mode="json")
         limits.check_value(namespace, profile)
-    except ValidationError as error:
-        first = error.errors()[0]
-        raise ApiError(422, f"Invalid profile field {first['loc']}: {first['msg']}.") from None
     except limits.LimitError as error:
         raise ApiError(error.status_code, str(error)) from None
     await store.aput(namespace, PROFILE_KEY, profile, index=False)

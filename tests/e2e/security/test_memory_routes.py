@@ -80,6 +80,12 @@ async def test_list_read_edit_delete_and_export_your_memories(secure_server: Dev
         assert (
             merged["timezone"] == "Europe/Paris" and merged["name"] is None and merged["interests"] == ["tea", "cats"]
         )
+        # Fields of a profile schema an assistant configured are kept, and can be edited or cleared.
+        custom = {**merged, "shoe_size": 44, "pets": {"cat": "Miso"}}
+        body = {"namespace": ["profile", user], "key": "profile", "value": custom}
+        (await me.put("/store/items", json=body)).raise_for_status()
+        edited = (await me.patch("/me/profile", json={"shoe_size": None, "team": "blue"})).json()["profile"]
+        assert edited["pets"] == {"cat": "Miso"} and edited["team"] == "blue" and "shoe_size" not in edited
 
         note = {"namespace": ["notes", user], "key": "n1", "value": {"text": "a note"}}
         (await me.put("/store/items", json=note)).raise_for_status()
@@ -134,7 +140,9 @@ async def test_an_edit_is_what_the_agent_recalls_next(secure_server: DevServer, 
         ("PATCH", "/me/memories/x", {"json": {"text": "hi"}}, 422, "Invalid memory edit"),
         ("PATCH", "/me/memories/x", {"content": b"not json"}, 422, "JSON object"),
         ("PATCH", "/me/profile", {"json": ["name"]}, 422, "JSON object"),
-        ("PATCH", "/me/profile", {"json": {"shoe_size": 44}}, 422, "Unknown profile fields"),
+        ("PATCH", "/me/profile", {"json": {"shoe size": 44}}, 422, "must be an identifier"),
+        ("PATCH", "/me/profile", {"json": {"address": {"city": "Lyon"}}}, 422, "text, a number, a boolean"),
+        ("PATCH", "/me/profile", {"content": b'{"height": NaN}'}, 422, "JSON object"),
         ("PATCH", "/me/profile", {"json": {"name": "x" * 501}}, 422, "over 500 characters"),
         ("PATCH", "/me/profile", {"json": {"interests": ["x"] * 51}}, 422, "over 50 entries"),
         ("PATCH", "/me/profile", {"json": {"interests": "tea"}}, 422, "Invalid profile field"),
