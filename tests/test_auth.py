@@ -27,12 +27,23 @@ from tests.support.tokens import AUDIENCE, ISSUER, SECRET, JwksServer, RsaKey, c
 
 def test_auth_is_off_without_variables_under_langgraph_dev_or_without_a_server() -> None:
     assert not load_settings({}).enabled
-    assert not load_settings({"LANGSMITH_LANGGRAPH_API_VARIANT": "local_dev"}).enabled
+    dev = {"LANGSMITH_LANGGRAPH_API_VARIANT": "local_dev", "LANGGRAPH_RUNTIME_EDITION": "inmem"}
+    assert not load_settings(dev).enabled
 
 
-def test_a_deployment_refuses_to_start_without_auth() -> None:
+@pytest.mark.parametrize(
+    "server",
+    [
+        {"LANGSMITH_LANGGRAPH_API_VARIANT": "licensed"},
+        {"LANGSMITH_LANGGRAPH_API_VARIANT": "licensed", "LANGGRAPH_RUNTIME_EDITION": "postgres"},
+        {"LANGGRAPH_RUNTIME_EDITION": "postgres"},
+        {"LANGGRAPH_RUNTIME_EDITION": "inmem"},
+    ],
+)
+def test_a_deployment_refuses_to_start_without_auth(server: dict[str, str]) -> None:
     with pytest.raises(AuthConfigurationError, match="Auth may only be off under `langgraph dev`"):
-        load_settings({"LANGSMITH_LANGGRAPH_API_VARIANT": "licensed"})
+        load_settings(server)
+    assert load_settings({**server, **hs256_env()}).enabled
 
 
 def test_static_tokens_are_for_local_development_only() -> None:

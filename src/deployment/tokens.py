@@ -47,9 +47,11 @@ AUTH_ENV_VARS = (
     ENV_STATIC_TOKENS,
     ENV_STATIC_ADMINS,
 )
-"""Every variable ``load_settings`` reads (besides the server's own API variant)."""
-# Set by `langgraph dev` to "local_dev"; deployments set other values.
+"""Every variable ``load_settings`` reads (besides the two below, which the server sets)."""
+# `langgraph dev` sets the variant to "local_dev"; deployments set other values. Every
+# LangGraph server sets the runtime edition; neither is set when no server runs (tests, scripts).
 ENV_API_VARIANT = "LANGSMITH_LANGGRAPH_API_VARIANT"
+ENV_RUNTIME_EDITION = "LANGGRAPH_RUNTIME_EDITION"
 LOCAL_DEV_VARIANT = "local_dev"
 
 MIN_SECRET_BYTES = 32
@@ -171,11 +173,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> AuthSettings:
         static_tokens=static_tokens,
         static_admins=static_admins,
     )
-    variant = env.get(ENV_API_VARIANT) or ""
-    if variant not in ("", LOCAL_DEV_VARIANT):
+    variant, edition = env.get(ENV_API_VARIANT) or "", env.get(ENV_RUNTIME_EDITION) or ""
+    if (variant or edition) and variant != LOCAL_DEV_VARIANT:
         if not settings.enabled:
             raise AuthConfigurationError(
-                f"Auth is not configured, and this is a deployment ({ENV_API_VARIANT}={variant!r}): set "
+                f"Auth is not configured, and this server is a deployment ({ENV_API_VARIANT}={variant!r}, "
+                f"{ENV_RUNTIME_EDITION}={edition!r}), not `langgraph dev`: set "
                 f"{ENV_JWT_SECRET}, {ENV_JWT_PUBLIC_KEY} or {ENV_JWKS_URL}, with {ENV_ISSUER} and "
                 f"{ENV_AUDIENCE}. Auth may only be off under `langgraph dev`."
             )
