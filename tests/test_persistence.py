@@ -123,6 +123,7 @@ def test_langgraph_json_points_at_the_persistence_and_matches_its_index() -> Non
 def test_secrets_are_redacted_and_the_pool_size_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     assert redact("postgresql://app:s3cret@db:5432/app") == "postgresql://app:***@db:5432/app"
     assert redact("postgresql://app@db/app") == "postgresql://app@db/app"
+    assert redact("postgresql://postgres:@/postgres?host=/tmp/x") == "postgresql://postgres:@/postgres?host=/tmp/x"
     monkeypatch.setenv("POSTGRES_POOL_MAX_SIZE", "24")
     assert pool_max_size() == 24
     monkeypatch.setenv("POSTGRES_POOL_MAX_SIZE", "one")

@@ -52,7 +52,7 @@ class PostgresConfigurationError(RuntimeError):
 def redact(uri: str) -> str:
     """The URI with its password replaced by ``***``, fit for logs and error messages."""
     parts = urlsplit(uri)
-    if parts.password is None:
+    if not parts.password:
         return uri
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
