@@ -1,8 +1,8 @@
 """Bounds on what a client may send, and the rule that keeps each user in their own namespaces.
 
 Shared by the store API's auth handlers and the memory routes, so both surfaces reject the
-same input with the same message. The memory size, query length and result limit are the
-ones the agent's tools already enforce, so a memory accepted on one surface fits on all.
+same input with the same message. The memory size and query length are the ones the agent's
+tools already enforce, so a memory accepted on one surface fits on all.
 
 Every user-owned namespace has the layout ``("<kind>", user_id, ...)`` (memories, profile,
 cursors, and any kind added later): the confinement rule looks only at the second label, so
@@ -14,28 +14,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agent.tools import MAX_QUERY_CHARS, MAX_SEARCH_RESULTS
+from agent.tools import MAX_QUERY_CHARS
 from memory_graph.records import MAX_MEMORY_CHARS, MEMORY_FIELD
-
-__all__ = [
-    "MAX_KEY_CHARS",
-    "MAX_LABEL_CHARS",
-    "MAX_MEMORY_CHARS",
-    "MAX_NAMESPACE_DEPTH",
-    "MAX_OFFSET",
-    "MAX_PAGE_SIZE",
-    "MAX_QUERY_CHARS",
-    "MAX_SEARCH_RESULTS",
-    "MAX_VALUE_BYTES",
-    "LimitError",
-    "check_key",
-    "check_label",
-    "check_namespace",
-    "check_page",
-    "check_query",
-    "check_value",
-    "confine",
-]
 
 MAX_NAMESPACE_DEPTH = 4
 MAX_LABEL_CHARS = 128
