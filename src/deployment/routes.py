@@ -35,10 +35,12 @@ from starlette.routing import Route
 from deployment import limits
 from deployment.auth import SETTINGS, caller_user_id
 from deployment.tokens import AuthSettings, TokenError
+from memory_graph.history import Action, Provenance, forget, record_change
 from memory_graph.records import (
     MEMORY_FIELD,
     PROFILE_KEY,
     UserProfile,
+    history_namespace,
     memory_namespace,
     memory_text,
     profile_namespace,
@@ -111,6 +113,7 @@ class Export(BaseModel):
     exported_at: datetime
     profile: dict[str, Any] | None
     memories: list[MemoryOut]
+    history: list[dict[str, Any]] = Field(description="Every recorded change to your memories, oldest first.")
     other_records: list[StoredRecord]
 
 
@@ -273,6 +276,11 @@ def _user_id(request: Request, query_params: tuple[str, ...] = ()) -> str:
     return user_id
 
 
+# Edits through these routes are the user's own: recorded in the history like any change.
+# Deletions erase the history of what was deleted, which would otherwise keep its text.
+_BY_USER = Provenance("user", None, [])
+
+
 async def _store() -> BaseStore:
     return await get_store()
 
@@ -408,6 +416,7 @@ async def delete_all_memories(request: Request) -> Response:
     items = await _all_items(store, memory_namespace(user_id))
     for item in items:
         await store.adelete(item.namespace, item.key)
+    await forget(store, user_id, memory_namespace(user_id))
     return _ok(Deleted(deleted=len(items)))
 
 
@@ -442,6 +451,7 @@ async def edit_memory(request: Request) -> Response:
     item = await _own_memory(store, user_id, request.path_params["memory_id"])
     value = {**item.value, MEMORY_FIELD: edit.content}
     await store.aput(item.namespace, item.key, value)
+    await record_change(store, user_id, item.namespace, item.key, "update", item.value, value, _BY_USER)
     updated = await store.aget(item.namespace, item.key)
     assert updated is not None
     return _ok(_memory_out(updated))
@@ -454,6 +464,7 @@ async def delete_memory(request: Request) -> Response:
     store = await _store()
     item = await _own_memory(store, user_id, request.path_params["memory_id"])
     await store.adelete(item.namespace, item.key)
+    await forget(store, user_id, item.namespace, item.key)
     return Response(status_code=204)
 
 
@@ -487,6 +498,9 @@ async def edit_profile(request: Request) -> Response:
     except limits.LimitError as error:
         raise ApiError(error.status_code, str(error)) from None
     await store.aput(namespace, PROFILE_KEY, profile, index=False)
+    before = current.value if current else None
+    action: Action = "update" if current else "create"
+    await record_change(store, user_id, namespace, PROFILE_KEY, action, before, profile, _BY_USER)
     saved = await store.aget(namespace, PROFILE_KEY)
     return _ok(ProfileOut(profile=profile, updated_at=saved.updated_at if saved else None))
 
@@ -497,6 +511,7 @@ async def delete_profile(request: Request) -> Response:
     user_id = _user_id(request)
     store = await _store()
     await store.adelete(profile_namespace(user_id), PROFILE_KEY)
+    await forget(store, user_id, profile_namespace(user_id), PROFILE_KEY)
     return Response(status_code=204)
 
 
@@ -513,6 +528,7 @@ async def export(request: Request) -> Response:
             break
     memories: list[MemoryOut] = []
     other: list[StoredRecord] = []
+    history: list[dict[str, Any]] = []
     profile: dict[str, Any] | None = None
     for namespace in namespaces:
         for item in await _all_items(store, namespace):
@@ -520,6 +536,8 @@ async def export(request: Request) -> Response:
                 memories.append(_memory_out(item))
             elif item.namespace == profile_namespace(user_id) and item.key == PROFILE_KEY:
                 profile = item.value
+            elif item.namespace == history_namespace(user_id):
+                history.append(item.value)
             elif item.namespace[1:2] == (user_id,):
                 other.append(
                     StoredRecord(
@@ -531,7 +549,12 @@ async def export(request: Request) -> Response:
                     )
                 )
     document = Export(
-        user_id=user_id, exported_at=datetime.now(UTC), profile=profile, memories=memories, other_records=other
+        user_id=user_id,
+        exported_at=datetime.now(UTC),
+        profile=profile,
+        memories=memories,
+        history=sorted(history, key=lambda entry: str(entry.get("at", ""))),
+        other_records=other,
     )
     filename = f"memories-{user_id}.json".replace('"', "")
     return _ok(document, headers={"Content-Disposition": f'attachment; filename="{filename}"'})

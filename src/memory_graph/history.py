@@ -4,6 +4,8 @@ Every create, update and delete of a memory (any type) appends one entry to the 
 history namespace, saying what changed, where it came from (thread and message ids, hot
 path or background) and when. Entries are never rewritten, so ``history()`` reads back the
 full life of a memory, like mem0's ``history()``; the first entry is its provenance.
+Only a user's own request to forget (``forget``) removes entries: the history would
+otherwise keep the text of what they asked to delete.
 """
 
 import uuid
@@ -15,7 +17,7 @@ from langgraph.store.base import BaseStore
 
 from memory_graph.records import history_namespace
 
-Source = Literal["hot_path", "background", "feedback"]
+Source = Literal["hot_path", "background", "feedback", "user"]
 Action = Literal["create", "update", "delete"]
 _MAX_HISTORY = 1000
 
@@ -60,3 +62,23 @@ async def history(store: BaseStore, user_id: str, key: str) -> list[dict[str, An
     """Every change to one memory, oldest first; the first entry says where it came from."""
     items = await store.asearch(history_namespace(user_id), filter={"memory_key": key}, limit=_MAX_HISTORY)
     return sorted((item.value for item in items), key=lambda entry: entry["at"])
+
+
+async def forget(store: BaseStore, user_id: str, namespace: tuple[str, ...], key: str | None = None) -> int:
+    """Erase the history of one memory (or of every memory in ``namespace``); returns the count."""
+    doomed: list[str] = []
+    offset = 0
+    while True:
+        page = await store.asearch(
+            history_namespace(user_id),
+            filter={"memory_key": key} if key is not None else None,
+            limit=_MAX_HISTORY,
+            offset=offset,
+        )
+        doomed += [item.key for item in page if tuple(item.value.get("namespace", ())) == tuple(namespace)]
+        if len(page) < _MAX_HISTORY:
+            break
+        offset += _MAX_HISTORY
+    for entry_key in doomed:
+        await store.adelete(history_namespace(user_id), entry_key)
+    return len(doomed)

@@ -42,6 +42,13 @@ async def put_memory(client: httpx.AsyncClient, user_id: str, text: str, **extra
     return key
 
 
+async def history_of(client: httpx.AsyncClient, user_id: str, key: str) -> list[dict[str, Any]]:
+    body = {"namespace_prefix": ["memory_history", user_id], "filter": {"memory_key": key}, "limit": 100}
+    response = await client.post("/store/items/search", json=body)
+    response.raise_for_status()
+    return [item["value"] for item in response.json()["items"]]
+
+
 async def test_list_read_edit_delete_and_export_your_memories(secure_server: DevServer) -> None:
     user = new_user()
     async with http_client(secure_server, token(user)) as me:
@@ -68,8 +75,12 @@ async def test_list_read_edit_delete_and_export_your_memories(secure_server: Dev
         assert edited.status_code == 200 and edited.json()["content"] == "Likes black tea"
         stored = (await me.get("/store/items", params={"namespace": f"memories.{user}", "key": tea})).json()
         assert stored["value"] == {"content": "Likes black tea", "importance": 0.9}
+        [change] = await history_of(me, user, tea)
+        assert (change["action"], change["source"]) == ("update", "user")
+        assert change["before"]["content"] == "Likes green tea" and change["after"]["content"] == "Likes black tea"
 
         assert (await me.delete(f"/me/memories/{tea}")).status_code == 204
+        assert await history_of(me, user, tea) == []
         assert (await me.get(f"/me/memories/{tea}")).status_code == 404
         assert (await me.delete(f"/me/memories/{tea}")).status_code == 404
 
@@ -94,6 +105,7 @@ async def test_list_read_edit_delete_and_export_your_memories(secure_server: Dev
         document = export.json()
         assert document["user_id"] == user
         assert sorted(m["content"] for m in document["memories"]) == ["Has a cat named Miso", "Lives in Lyon"]
+        assert [(h["namespace"][0], h["source"]) for h in document["history"]] == [("profile", "user")] * 3
         assert document["profile"]["timezone"] == "Europe/Paris"
         assert [(r["namespace"], r["key"], r["value"]) for r in document["other_records"]] == [
             (["notes", user], "n1", {"text": "a note"})
@@ -104,6 +116,7 @@ async def test_list_read_edit_delete_and_export_your_memories(secure_server: Dev
         assert (await me.get("/me/profile")).json()["profile"] is not None
         assert (await me.delete("/me/profile")).status_code == 204
         assert (await me.get("/me/profile")).json()["profile"] is None
+        assert (await me.get("/me/export")).json()["history"] == []
 
 
 async def test_an_edit_is_what_the_agent_recalls_next(secure_server: DevServer, security_fake: FakeOpenAI) -> None:
