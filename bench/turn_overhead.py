@@ -41,6 +41,7 @@ import agent.graph
 import agent.scheduling
 from agent.context import Context
 from bench import Section, median, percentile, progress
+from bench.synthetic import QUERIES, memory_texts
 from memory_graph.records import memory_namespace, memory_record
 
 USER_ID = "bench-user"
@@ -60,93 +61,6 @@ class Plan:
 
 FULL = Plan(iterations=200, budget_s=40.0, warmup=5)
 QUICK = Plan(iterations=20, budget_s=4.0, warmup=2)
-
-_SUBJECTS = [
-    "User",
-    "The user",
-    "User's partner",
-    "User's sister",
-    "User's manager",
-    "User's oldest friend",
-    "User's daughter",
-    "User's neighbour",
-]
-_VERBS = [
-    "loves",
-    "dislikes",
-    "is learning",
-    "recommended",
-    "wants to try",
-    "gave up on",
-    "is allergic to",
-    "collects",
-    "writes about",
-    "keeps forgetting about",
-    "spends weekends on",
-    "asked for advice on",
-]
-_OBJECTS = [
-    "sourdough baking",
-    "trail running",
-    "Portuguese grammar",
-    "jazz piano",
-    "Rust programming",
-    "vintage cameras",
-    "peanuts",
-    "board games",
-    "birdwatching",
-    "Japanese whisky",
-    "climbing in the Alps",
-    "watercolour painting",
-    "chess openings",
-    "fermented vegetables",
-    "electric bikes",
-    "the history of Rome",
-    "houseplants",
-    "sailing lessons",
-    "espresso machines",
-    "science fiction novels",
-    "yoga at dawn",
-    "Python type hints",
-    "budget travel in Asia",
-    "woodworking",
-    "pottery classes",
-]
-_QUALIFIERS = [
-    "since 2019",
-    "every Sunday morning",
-    "after a bad experience last year",
-    "with friends from university",
-    "when the weather is bad",
-    "on long train journeys",
-    "as a way to relax",
-    "despite the cost",
-    "mostly in the summer",
-    "to prepare for a move abroad",
-    "because of a podcast",
-    "with a lot of enthusiasm",
-]
-_QUERIES = [
-    "Any ideas for what I could do this weekend?",
-    "Can you suggest a gift for my sister's birthday?",
-    "What should I cook for dinner tonight, something quick?",
-    "I have a free afternoon, how should I spend it?",
-    "Recommend a book for my train journey tomorrow.",
-    "Help me plan a short trip somewhere sunny.",
-    "What hobby could I pick up to relax in the evenings?",
-    "Is there anything I should avoid eating at the party?",
-    "How can I practise my language skills every day?",
-    "Suggest a project I could do with my daughter.",
-]
-
-
-def memory_texts(count: int, seed: int = 7) -> list[str]:
-    """``count`` distinct, varied memory sentences (the store rejects duplicates in one batch)."""
-    combos = list(itertools.product(_SUBJECTS, _VERBS, _OBJECTS, _QUALIFIERS))
-    if count > len(combos):
-        raise ValueError(f"At most {len(combos)} distinct memories can be generated.")
-    chosen = random.Random(seed).sample(combos, count)
-    return [f"{subject} {verb} {obj} {qualifier}." for subject, verb, obj, qualifier in chosen]
 
 
 async def filled_store(count: int) -> InMemoryStore:
@@ -208,7 +122,7 @@ async def _measure_size(
     async def turn(variant: str) -> float:
         current[0] = variant
         config = {"configurable": {"thread_id": f"turn-{size}-{variant}-{next(counter)}"}}
-        message = HumanMessage(rng.choice(_QUERIES))
+        message = HumanMessage(rng.choice(QUERIES))
         start = time.perf_counter()
         await graph.ainvoke({"messages": [message]}, config, context=contexts[variant])
         return (time.perf_counter() - start) * 1000
