@@ -83,15 +83,12 @@ async def recall(
     """Read everything the assistant's memory settings ask for, concurrently."""
     settings = context.memory
 
-    async def search(namespace: tuple[str, ...], limit: int) -> list[SearchItem]:
+    async def search(namespace: tuple[str, ...], limit: int, ranked: bool = False) -> list[SearchItem]:
         if limit <= 0 or not query.strip():
             return []
+        if ranked:
+            return await ranked_search(store, namespace, query, limit, context.ranking)
         return await store.asearch(namespace, query=query, limit=limit)
-
-    async def ranked(namespace: tuple[str, ...], limit: int) -> list[SearchItem]:
-        if limit <= 0 or not query.strip():
-            return []
-        return await ranked_search(store, namespace, query, limit, context.ranking)
 
     async def document(namespace: tuple[str, ...], key: str, enabled: bool) -> Item | None:
         return await store.aget(namespace, key) if enabled else None
@@ -103,12 +100,15 @@ async def recall(
             return [item] if item else []
         return list(await search(namespace, limit))
 
-    instructions_key = (assistant_id or "default") if settings.procedural.per_assistant else "default"
     fixed = asyncio.gather(
         document(profile_namespace(user_id), PROFILE_KEY, settings.profile.enabled),
-        ranked(memory_namespace(user_id), context.recall_limit),
+        search(memory_namespace(user_id), context.recall_limit, ranked=True),
         search(episode_namespace(user_id), settings.episodic.recall_limit if settings.episodic.enabled else 0),
-        document(instructions_namespace(user_id), instructions_key, settings.procedural.enabled),
+        document(
+            instructions_namespace(user_id),
+            settings.procedural.instructions_key(assistant_id),
+            settings.procedural.enabled,
+        ),
     )
     customs = asyncio.gather(*(custom_records(t.name, t.mode, t.recall_limit) for t in settings.custom_types))
     (profile, memories, episodes, instructions), custom = await asyncio.gather(fixed, customs)

@@ -8,7 +8,6 @@ first run.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
@@ -27,6 +26,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from memory_graph.embeddings import index_config
+from memory_graph.locks import poll_advisory_lock
 
 logger = logging.getLogger(__name__)
 
@@ -129,20 +129,15 @@ async def _migration_lock(conn: AsyncConnection[DictRow]) -> AsyncIterator[None]
     waiting inside a statement keeps a snapshot open, and the holder's ``CREATE INDEX
     CONCURRENTLY`` waits for every older snapshot, so the two would wait for each other.
     """
-    deadline = time.monotonic() + MIGRATION_WAIT_SECONDS
-    delay = 0.05
-    while True:
-        row = await _fetch(conn, "SELECT pg_try_advisory_lock(%s) AS locked", [MIGRATION_LOCK_KEY])
-        if row and row["locked"]:
-            break
-        if time.monotonic() > deadline:
-            raise PostgresConfigurationError(
-                f"Another process has held the migration lock for {MIGRATION_WAIT_SECONDS:g} s; "
-                "is a migration stuck? Check pg_locks for advisory lock "
-                f"{MIGRATION_LOCK_KEY} and restart that process."
-            )
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 1.0)
+    locked = await poll_advisory_lock(
+        conn, MIGRATION_LOCK_KEY, timeout=MIGRATION_WAIT_SECONDS, first_delay=0.05, max_delay=1.0
+    )
+    if not locked:
+        raise PostgresConfigurationError(
+            f"Another process has held the migration lock for {MIGRATION_WAIT_SECONDS:g} s; "
+            "is a migration stuck? Check pg_locks for advisory lock "
+            f"{MIGRATION_LOCK_KEY} and restart that process."
+        )
     try:
         yield
     finally:

@@ -176,7 +176,7 @@ async def refine_instructions(state: MemoryState, runtime: Runtime[MemoryContext
     store, user_id = _store(runtime), _user_id(runtime)
     async with user_lock(store, user_id, "instructions"):
         namespace = instructions_namespace(user_id)
-        key = (context.agent_assistant_id or "default") if settings.per_assistant else "default"
+        key = settings.instructions_key(context.agent_assistant_id)
         current = await store.aget(namespace, key)
         prompt = current.value["prompt"] if current else context.base_prompt
         if not prompt:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -85,10 +86,7 @@ async def _postgres_lock(store: AsyncPostgresStore, key: int) -> AsyncIterator[N
         # One shared connection: waiting in Postgres would block every other statement on
         # it, including this run's own writes, so poll without waiting instead.
         conn = store.conn
-        delay = 0.01
-        while not await _try_advisory_lock(conn, key):
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.5)
+        await poll_advisory_lock(conn, key)
         try:
             yield
         finally:
@@ -99,6 +97,28 @@ async def _try_advisory_lock(conn: AsyncConnection[Any], key: int) -> bool:
     cursor = await conn.execute("SELECT pg_try_advisory_lock(%s) AS locked", (key,))
     row: Any = await cursor.fetchone()
     return bool(row["locked"] if isinstance(row, dict) else row[0])
+
+
+async def poll_advisory_lock(
+    conn: AsyncConnection[Any],
+    key: int,
+    *,
+    timeout: float | None = None,
+    first_delay: float = 0.01,
+    max_delay: float = 0.5,
+) -> bool:
+    """Take session advisory lock ``key`` without waiting inside a statement: try, back off, retry.
+
+    Returns False if ``timeout`` seconds pass first (never, without a timeout).
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = first_delay
+    while not await _try_advisory_lock(conn, key):
+        if deadline is not None and time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, max_delay)
+    return True
 
 
 @asynccontextmanager

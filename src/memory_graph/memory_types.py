@@ -80,6 +80,10 @@ class ProceduralSettings(_Settings):
     )
     instructions: str = Field(default=prompts.PROCEDURAL_INSTRUCTIONS, description="When to change them.")
 
+    def instructions_key(self, assistant_id: str | None) -> str:
+        """Key of the learned instructions in ``("instructions", user)``: the assistant's, or shared."""
+        return (assistant_id or "default") if self.per_assistant else "default"
+
 
 class CustomType(_Settings):
     """A memory type defined by configuration: a JSON schema, instructions and a mode."""
