@@ -29,8 +29,8 @@ from tests.support.fakes import HashedEmbeddings, ScriptedChatModel, tool_call
 
 import memory_graph.graph
 from bench import Section, progress
+from memory.records import cursor_namespace
 from memory_graph.context import MemoryContext
-from memory_graph.records import cursor_namespace
 
 USER_ID = "u"
 CHAT_THREAD_ID = "bench"

@@ -25,8 +25,8 @@ from tests.retrieval_set import DEFAULT_SEED, RetrievalSet, Scores, build_retrie
 from tests.support.fakes import HashedEmbeddings
 
 from bench import Section, progress
-from memory_graph.ranking import RankingWeights, rank, ranked_search
-from memory_graph.records import memory_namespace
+from memory.ranking import RankingWeights, rank, ranked_search
+from memory.records import memory_namespace
 
 K = 5
 NAMESPACE = memory_namespace("recall-quality")

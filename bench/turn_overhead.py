@@ -42,7 +42,7 @@ import agent.scheduling
 from agent.context import Context
 from bench import Section, median, percentile, progress
 from bench.synthetic import QUERIES, memory_texts
-from memory_graph.records import memory_namespace, memory_record
+from memory.records import memory_namespace, memory_record
 
 USER_ID = "bench-user"
 SIZES = (100, 1_000, 10_000)

@@ -42,7 +42,7 @@ from bench.synthetic import (
     vector_dump_ms,
 )
 from deployment.postgres import open_pool, prepare_database, store_index_config
-from memory_graph.records import memory_namespace
+from memory.records import memory_namespace
 
 WRITERS = 8
 

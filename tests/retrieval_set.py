@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 from langgraph.store.base import BaseStore, PutOp
 
-from memory_graph.records import memory_record
+from memory.records import memory_record
 
 DEFAULT_SEED = 2024
 NO_IMPORTANCE_RATE = 0.15

@@ -19,7 +19,7 @@ from deployment.tokens import (
     bearer_token,
     load_settings,
 )
-from memory_graph.identity import resolve_user_id
+from memory.identity import resolve_user_id
 from tests.support.tokens import AUDIENCE, ISSUER, SECRET, JwksServer, RsaKey, claims, hs256, hs256_env, unsigned
 
 # --- Settings ---------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ from pydantic import ValidationError
 
 from agent.context import Context
 from agent.graph import builder
+from memory.embeddings import LazyEmbeddings
 from memory_graph.context import MemoryContext
-from memory_graph.embeddings import LazyEmbeddings
 from memory_graph.models import ModelConfigurationError, load_chat_model
 
 

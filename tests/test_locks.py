@@ -14,7 +14,7 @@ from langgraph.store.postgres.aio import AsyncPostgresStore
 
 import memory_graph.graph
 from deployment.postgres import open_pool, prepare_database, store_index_config
-from memory_graph.locks import lock_key, user_lock
+from memory.locks import lock_key, user_lock
 from tests.support.fakes import HashedEmbeddings
 from tests.support.memory_burst import FACT, burst, outcome, scripted_model
 from tests.support.postgres import TestPostgres

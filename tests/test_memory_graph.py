@@ -8,10 +8,10 @@ import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langgraph.store.memory import InMemoryStore
 
+from memory.records import PROFILE_KEY, memory_namespace, memory_text, profile_namespace
 from memory_graph.context import MemoryContext
 from memory_graph.graph import builder
 from memory_graph.prompts import NEW_MESSAGES_MARKER
-from memory_graph.records import PROFILE_KEY, memory_namespace, memory_text, profile_namespace
 from tests.conftest import Script, prompt_text
 from tests.support.fakes import tool_call
 

@@ -11,10 +11,8 @@ from langgraph.store.memory import InMemoryStore
 from pydantic import ValidationError
 
 from agent.graph import builder as agent_builder
-from memory_graph.context import MemoryContext
-from memory_graph.graph import builder as memory_builder
-from memory_graph.history import history
-from memory_graph.records import (
+from memory.history import history
+from memory.records import (
     PROFILE_KEY,
     custom_namespace,
     episode_namespace,
@@ -22,6 +20,8 @@ from memory_graph.records import (
     memory_namespace,
     profile_namespace,
 )
+from memory_graph.context import MemoryContext
+from memory_graph.graph import builder as memory_builder
 from tests.conftest import Script, prompt_text
 from tests.support.fakes import tool_call
 

@@ -34,7 +34,7 @@ from deployment.postgres import (
     redact,
     store_index_config,
 )
-from memory_graph.embeddings import EMBEDDING_DIMS
+from memory.embeddings import EMBEDDING_DIMS
 from tests.conftest import Script
 from tests.support.fakes import HashedEmbeddings, tool_call
 from tests.support.postgres import TestPostgres

@@ -10,8 +10,8 @@ from langgraph.store.base import SearchItem
 from langgraph.store.memory import InMemoryStore
 from pydantic import ValidationError
 
-from memory_graph.ranking import RankingWeights, combined_score, rank, ranked_search
-from memory_graph.records import memory_namespace, memory_record
+from memory.ranking import RankingWeights, combined_score, rank, ranked_search
+from memory.records import memory_namespace, memory_record
 from tests.retrieval_set import DEFAULT_SEED, EvalMemory, build_retrieval_set, load_into_store, newer_wins, score
 from tests.support.fakes import HashedEmbeddings
 

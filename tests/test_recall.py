@@ -9,7 +9,7 @@ from langgraph.store.memory import InMemoryStore
 
 from agent.graph import builder
 from agent.recall import format_memory_section, latest_user_text
-from memory_graph.records import PROFILE_KEY, memory_namespace, profile_namespace
+from memory.records import PROFILE_KEY, memory_namespace, profile_namespace
 from tests.conftest import Script, prompt_text
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from memory_graph.identity import LOCAL_USER_ID, resolve_user_id
-from memory_graph.records import memory_namespace, memory_record, memory_text, profile_namespace
+from memory.identity import LOCAL_USER_ID, resolve_user_id
+from memory.records import memory_namespace, memory_record, memory_text, profile_namespace
 
 
 def test_memory_text_reads_both_writers_shapes() -> None:

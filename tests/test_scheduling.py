@@ -13,7 +13,7 @@ import agent.scheduling
 from agent.context import Context
 from agent.graph import builder
 from agent.scheduling import memory_run_request, memory_thread_id
-from memory_graph.records import memory_namespace, memory_text
+from memory.records import memory_namespace, memory_text
 from tests.conftest import Script
 from tests.support.fakes import tool_call
 

@@ -9,7 +9,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
 from agent.graph import builder
-from memory_graph.records import MAX_MEMORY_CHARS, memory_namespace, memory_text
+from memory.records import MAX_MEMORY_CHARS, memory_namespace, memory_text
 from tests.conftest import Script
 from tests.support.fakes import tool_call
 

@@ -6,8 +6,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agent.prompts import SYSTEM_PROMPT
+from memory.ranking import RankingWeights
 from memory_graph.memory_types import MemorySettings
-from memory_graph.ranking import RankingWeights
 
 
 def _env_float(name: str, default: float) -> float:

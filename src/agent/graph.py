@@ -22,7 +22,7 @@ from agent.recall import latest_user_text, recall
 from agent.state import InputState, State
 from agent.summarization import fit_history
 from agent.tools import TOOLS
-from memory_graph.identity import resolve_user_id
+from memory.identity import resolve_user_id
 from memory_graph.models import load_chat_model
 
 

@@ -16,9 +16,8 @@ from langgraph.store.base import BaseStore, Item, SearchItem
 
 from agent.context import Context
 from agent.prompts import EPISODE_TEMPLATE, EPISODES_SECTION, MEMORY_SECTION
-from memory_graph.kinds import render_data
-from memory_graph.ranking import ranked_search
-from memory_graph.records import (
+from memory.ranking import ranked_search
+from memory.records import (
     PROFILE_KEY,
     custom_namespace,
     episode_namespace,
@@ -27,6 +26,7 @@ from memory_graph.records import (
     memory_text,
     profile_namespace,
 )
+from memory_graph.kinds import render_data
 
 
 @dataclass(frozen=True)

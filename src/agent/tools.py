@@ -17,9 +17,9 @@ from langgraph.store.base import BaseStore
 from langmem import create_manage_memory_tool, create_search_memory_tool
 
 from agent.context import Context, context_or_default
-from memory_graph.history import Provenance, record_change
-from memory_graph.identity import resolve_user_id
-from memory_graph.records import MAX_MEMORY_CHARS, memory_namespace, memory_record
+from memory.history import Provenance, record_change
+from memory.identity import resolve_user_id
+from memory.records import MAX_MEMORY_CHARS, memory_namespace, memory_record
 
 MAX_QUERY_CHARS = 1000
 MAX_SEARCH_RESULTS = 20

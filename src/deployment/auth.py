@@ -33,7 +33,7 @@ from langgraph_sdk import Auth
 
 from deployment import limits
 from deployment.tokens import AuthSettings, TokenError, TokenVerifier, admin_settings_hint, load_settings
-from memory_graph.identity import resolve_user_id
+from memory.identity import resolve_user_id
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agent.tools import MAX_QUERY_CHARS
-from memory_graph.records import MAX_MEMORY_CHARS, MEMORY_FIELD
+from memory.records import MAX_MEMORY_CHARS, MEMORY_FIELD
 
 MAX_NAMESPACE_DEPTH = 4
 MAX_LABEL_CHARS = 128

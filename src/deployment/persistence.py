@@ -200,7 +200,7 @@ async def store() -> AsyncIterator[BaseStore]:
     """The server's long-term memory store (``store.path`` in langgraph.json).
 
     In Postgres mode the pgvector index uses the embeddings, dimensions and fields of
-    ``memory_graph.embeddings.index_config()``, the ones langgraph.json's ``store.index``
+    ``memory.embeddings.index_config()``, the ones langgraph.json's ``store.index``
     gives the in-memory store, so both modes index the same text the same way.
     """
     mode = persistence_mode()

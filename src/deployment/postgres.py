@@ -25,8 +25,8 @@ from psycopg import AsyncConnection, conninfo
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from memory_graph.embeddings import index_config
-from memory_graph.locks import poll_advisory_lock
+from memory.embeddings import index_config
+from memory.locks import poll_advisory_lock
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ async def _check_index_dimensions(conn: AsyncConnection[DictRow], uri: str, dims
     raise PostgresConfigurationError(
         f"The memory store in {_describe(uri)} has a vector index of {row['dims']} dimensions, but the "
         f"configured embeddings have {dims} (EMBEDDING_MODEL; `dims` in langgraph.json and "
-        "memory_graph/embeddings.py). Use the embeddings the store was built with, or point POSTGRES_URI "
+        "memory/embeddings.py). Use the embeddings the store was built with, or point POSTGRES_URI "
         "at a new database (the memories would have to be embedded again)."
     )
 

@@ -35,8 +35,8 @@ from starlette.routing import Route
 from deployment import limits
 from deployment.auth import SETTINGS, caller_user_id
 from deployment.tokens import AuthSettings, TokenError
-from memory_graph.history import Action, Provenance, forget, record_change
-from memory_graph.records import (
+from memory.history import Action, Provenance, forget, record_change
+from memory.records import (
     MEMORY_FIELD,
     PROFILE_KEY,
     UserProfile,

@@ -16,7 +16,7 @@ from langgraph.store.base import BaseStore
 from langmem import create_memory_manager
 from pydantic import BaseModel
 
-from memory_graph.history import Action, Provenance, record_change
+from memory.history import Action, Provenance, record_change
 
 # A stored value -> (schema name, current content) as the extractor is shown it.
 FromRecord = Callable[[dict[str, Any]], tuple[str, Any]]

@@ -11,7 +11,7 @@ from typing import Any
 from langchain_core.messages import AnyMessage
 from langgraph.store.base import BaseStore
 
-from memory_graph.records import cursor_namespace
+from memory.records import cursor_namespace
 
 
 async def load_processed_count(

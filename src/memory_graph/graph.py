@@ -23,15 +23,15 @@ from langgraph.store.base import BaseStore
 from langgraph_sdk import get_client
 from langmem import create_prompt_optimizer
 
+from memory.history import Provenance, Source, record_change
+from memory.identity import resolve_user_id
+from memory.locks import user_lock
+from memory.records import instructions_namespace
 from memory_graph import kinds, prompts
 from memory_graph.consolidation import MemoryCollection, consolidate
 from memory_graph.context import MemoryContext
 from memory_graph.cursor import load_processed_count, save_processed_count
-from memory_graph.history import Provenance, Source, record_change
-from memory_graph.identity import resolve_user_id
-from memory_graph.locks import user_lock
 from memory_graph.models import load_chat_model
-from memory_graph.records import instructions_namespace
 from memory_graph.state import MemoryInput, MemoryState
 
 # Longest text used as the query that finds memories related to a batch.

@@ -10,9 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from memory_graph.consolidation import MemoryCollection
-from memory_graph.memory_types import CustomType, EpisodicSettings, ProfileSettings, SemanticSettings
-from memory_graph.records import (
+from memory.records import (
     PROFILE_KEY,
     Episode,
     Memory,
@@ -25,6 +23,8 @@ from memory_graph.records import (
     memory_text,
     profile_namespace,
 )
+from memory_graph.consolidation import MemoryCollection
+from memory_graph.memory_types import CustomType, EpisodicSettings, ProfileSettings, SemanticSettings
 
 
 def _function_schema(name: str, schema: dict[str, Any]) -> dict[str, Any]:

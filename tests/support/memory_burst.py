@@ -21,8 +21,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langgraph.store.base import BaseStore
 
 import memory_graph.graph
+from memory.records import PROFILE_KEY, memory_namespace, memory_text, profile_namespace
 from memory_graph.context import MemoryContext
-from memory_graph.records import PROFILE_KEY, memory_namespace, memory_text, profile_namespace
 from tests.support.fakes import HashedEmbeddings, ScriptedChatModel, tool_call
 
 FACT = "User is training for a marathon"

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from langgraph.store.base import BaseStore
 
-from memory_graph.records import history_namespace
+from memory.records import history_namespace
 
 Source = Literal["hot_path", "background", "feedback", "user"]
 Action = Literal["create", "update", "delete"]
