@@ -19,7 +19,6 @@ from bench import (
     debounce,
     progress,
     recall_latency,
-    recall_quality,
     turn_overhead,
     write_throughput,
 )
@@ -28,7 +27,6 @@ BENCHMARKS: dict[str, Callable[[bool], Awaitable[Section]]] = {
     "turn_overhead": turn_overhead.run,
     "background_cost": background_cost.run,
     "debounce": debounce.run,
-    "recall_quality": recall_quality.run,
     "recall_latency": recall_latency.run,
     "write_throughput": write_throughput.run,
 }

@@ -239,9 +239,10 @@ async def test_every_change_leaves_history_with_provenance(script: Script, store
     await process(store, [HumanMessage("it is an e-bike now, my bike", id="h9")])
     entries = await history(store, "ada", item.key)
     assert [(e["action"], e["source"]) for e in entries] == [("create", "hot_path"), ("update", "background")]
-    assert entries[0]["thread_id"] == "hot" and entries[0]["after"] == {"content": "User owns a bike"}
+    assert entries[0]["thread_id"] == "hot" and entries[0]["after"]["content"] == "User owns a bike"
+    assert entries[0]["after"]["stated_at"]
     assert entries[1]["thread_id"] == "chat" and entries[1]["message_ids"] == ["h9"]
-    assert entries[1]["before"] == {"content": "User owns a bike"}
+    assert entries[1]["before"]["content"] == "User owns a bike"
     assert entries[1]["after"]["content"] == "User owns an e-bike"
     unknown = str(uuid.uuid4())
     assert await history(store, "ada", unknown) == []

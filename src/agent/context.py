@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agent.prompts import SYSTEM_PROMPT
-from memory.ranking import RankingWeights
+from memory.search import RankingWeights
 from memory_graph.memory_types import MemorySettings
 
 
@@ -70,7 +70,8 @@ class Context(BaseModel):
     )
     ranking: RankingWeights = Field(
         default_factory=RankingWeights,
-        description="How recalled facts are ranked: similarity combined with recency and importance.",
+        description="How recalled facts are ranked: similarity and BM25 word matching fused, recency and importance "
+        "as tie-breakers.",
     )
     memory_without_server: Literal["in_process", "skip"] = Field(
         default="in_process",

@@ -1,9 +1,10 @@
 """Recall: what the agent is shown about the user before it answers.
 
 Each turn, concurrently: the profile, the facts most relevant to the latest user message
-(ranked by similarity, recency and importance),
-similar past episodes (as few-shot examples), the records of custom memory types, and the
-learned instructions (procedural memory), each only if the assistant keeps that type.
+(``memory.search``: similarity and BM25 fused, each fact shown with the date it was stated),
+similar past episodes (as few-shot examples, only above a similarity floor), the records of
+custom memory types, and the learned instructions (procedural memory), each only if the
+assistant keeps that type.
 """
 
 import asyncio
@@ -16,7 +17,6 @@ from langgraph.store.base import BaseStore, Item, SearchItem
 
 from agent.context import Context
 from agent.prompts import EPISODE_TEMPLATE, EPISODES_SECTION, MEMORY_SECTION
-from memory.ranking import ranked_search
 from memory.records import (
     PROFILE_KEY,
     custom_namespace,
@@ -25,8 +25,14 @@ from memory.records import (
     memory_namespace,
     memory_text,
     profile_namespace,
+    stated_at,
 )
+from memory.search import search_memories
 from memory_graph.kinds import render_data
+
+# Cosine similarity below which a past episode is not shown as an example: an unrelated one
+# (e.g. a packing list for "What is the capital of Peru?") would mislead more than help.
+EPISODE_MIN_SIMILARITY = 0.3
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,13 @@ def _profile_lines(profile: Mapping[str, Any] | None) -> list[str]:
     ]
 
 
+def _dated(item: Item) -> str:
+    """The memory's text after the day it was stated (or saved), so "when did I ..." can be answered."""
+    moment = stated_at(item.value) or item.created_at
+    day = f"[{moment.date().isoformat()}] " if moment else ""
+    return day + memory_text(item.value)
+
+
 def format_memory_section(
     profile: Mapping[str, Any] | None,
     memories: Sequence[SearchItem],
@@ -64,7 +77,7 @@ def format_memory_section(
     if profile_lines := _profile_lines(profile):
         blocks.append("<profile>\n" + "\n".join(profile_lines) + "\n</profile>")
     if memories:
-        lines = [f"- [{item.key}] {memory_text(item.value)}" for item in memories]
+        lines = [f"- [{item.key}] {_dated(item)}" for item in memories]
         blocks.append("<memories>\n" + "\n".join(lines) + "\n</memories>")
     for name, items in (custom or {}).items():
         if items:
@@ -83,12 +96,11 @@ async def recall(
     """Read everything the assistant's memory settings ask for, concurrently."""
     settings = context.memory
 
-    async def search(namespace: tuple[str, ...], limit: int, ranked: bool = False) -> list[SearchItem]:
+    async def search(namespace: tuple[str, ...], limit: int, min_similarity: float | None = None) -> list[SearchItem]:
         if limit <= 0 or not query.strip():
             return []
-        if ranked:
-            return await ranked_search(store, namespace, query, limit, context.ranking)
-        return await store.asearch(namespace, query=query, limit=limit)
+        items = await store.asearch(namespace, query=query, limit=limit)
+        return [item for item in items if min_similarity is None or (item.score or 0.0) >= min_similarity]
 
     async def document(namespace: tuple[str, ...], key: str, enabled: bool) -> Item | None:
         return await store.aget(namespace, key) if enabled else None
@@ -102,8 +114,12 @@ async def recall(
 
     fixed = asyncio.gather(
         document(profile_namespace(user_id), PROFILE_KEY, settings.profile.enabled),
-        search(memory_namespace(user_id), context.recall_limit, ranked=True),
-        search(episode_namespace(user_id), settings.episodic.recall_limit if settings.episodic.enabled else 0),
+        search_memories(store, memory_namespace(user_id), query, context.recall_limit, context.ranking),
+        search(
+            episode_namespace(user_id),
+            settings.episodic.recall_limit if settings.episodic.enabled else 0,
+            EPISODE_MIN_SIMILARITY,
+        ),
         document(
             instructions_namespace(user_id),
             settings.procedural.instructions_key(assistant_id),

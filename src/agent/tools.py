@@ -4,10 +4,13 @@ We wrap langmem's tools rather than hand them to the model as they are because, 
 langmem 0.0.30, they read the namespace only from ``configurable`` (not a run's context),
 report success for an update or delete of an unknown id (an update silently creates it),
 and raise a ``BaseException`` that kills the run. The wrappers resolve the user, check ids
-and sizes, and turn every mistake into a tool error the model can act on.
+and sizes, and turn every mistake into a tool error the model can act on. The search tool
+keeps langmem's name, description and answer format but searches with ``memory.search``,
+the ranking recall uses, instead of the store's similarity alone.
 """
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from langchain_core.messages import AIMessage, HumanMessage
@@ -15,11 +18,13 @@ from langchain_core.tools import ToolException, tool
 from langgraph.prebuilt import ToolRuntime
 from langgraph.store.base import BaseStore
 from langmem import create_manage_memory_tool, create_search_memory_tool
+from langmem import utils as langmem_utils
 
 from agent.context import Context, context_or_default
 from memory.history import Provenance, record_change
 from memory.identity import resolve_user_id
-from memory.records import MAX_MEMORY_CHARS, memory_namespace, memory_record
+from memory.records import MAX_MEMORY_CHARS, memory_namespace, memory_record, message_time
+from memory.search import search_memories
 
 MAX_QUERY_CHARS = 1000
 MAX_SEARCH_RESULTS = 20
@@ -42,6 +47,13 @@ def _provenance(runtime: ToolRuntime[Context]) -> Provenance:
     caller = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
     thread_id = (runtime.config.get("configurable") or {}).get("thread_id")
     return Provenance("hot_path", thread_id, [human.id if human else None, caller.id if caller else None])
+
+
+def _stated_at(runtime: ToolRuntime[Context]) -> datetime:
+    """When the user said what is being saved: their latest message's time, else now."""
+    messages = runtime.state.get("messages", []) if isinstance(runtime.state, dict) else []
+    human = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
+    return message_time(human) or datetime.now(UTC)
 
 
 def _memory_id(raw: str | None, action: str) -> uuid.UUID:
@@ -84,11 +96,17 @@ async def manage_memory(
                 f"This memory is {len(content)} characters; the limit is {MAX_MEMORY_CHARS}. "
                 "Save a shorter statement, or split it into several memories."
             )
-    langmem_tool = create_manage_memory_tool(namespace=namespace, store=store)
-    assert langmem_tool.coroutine is not None
-    result = str(await langmem_tool.coroutine(content=content, action=action, id=memory_id))
-    key = str(memory_id) if memory_id else result.rsplit(" ", 1)[-1]
-    after = None if action == "delete" else memory_record(content or "")
+    # Written here rather than by langmem's tool, which stores the text alone: the record also
+    # keeps when it was stated. The answers are langmem's, word for word.
+    key = str(memory_id or uuid.uuid4())
+    after = None
+    if action == "delete":
+        await store.adelete(namespace, key)
+        result = f"Deleted memory {key}"
+    else:
+        after = memory_record(content or "", stated_at=_stated_at(runtime).isoformat())
+        await store.aput(namespace, key, after)
+        result = f"{action}d memory {key}"
     await record_change(
         store,
         namespace[1],
@@ -117,9 +135,9 @@ async def search_memory(
         raise ToolException(f"The query is too long ({len(query)} characters; at most {MAX_QUERY_CHARS}).")
     if not 1 <= limit <= MAX_SEARCH_RESULTS:
         raise ToolException(f"`limit` must be between 1 and {MAX_SEARCH_RESULTS}.")
-    langmem_tool = create_search_memory_tool(namespace=namespace, store=store)
-    assert langmem_tool.coroutine is not None
-    return str(await langmem_tool.coroutine(query=query, limit=limit))
+    context = context_or_default(runtime.context)
+    memories = await search_memories(store, namespace, query, limit, context.ranking)
+    return str(langmem_utils.dumps([memory.dict() for memory in memories]))
 
 
 TOOLS = [manage_memory, search_memory]

@@ -27,6 +27,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from memory.embeddings import index_config
 from memory.locks import poll_advisory_lock
+from memory.postgres_search import TEXT_VECTOR_SQL
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ CONNECTION_KWARGS: Mapping[str, Any] = {"autocommit": True, "prepare_threshold":
 MIGRATION_LOCK_KEY = 0x6C676D656D6D6967
 # pgvector's HNSW index, with its default graph parameters written out.
 HNSW_INDEX: Mapping[str, Any] = {"kind": "hnsw", "vector_type": "vector", "m": 16, "ef_construction": 64}
+# Full-text (GIN) index of the memory text, for recall's lexical ranking.
+TEXT_INDEX = "store_content_text_idx"
 
 PostgresPool = AsyncConnectionPool[AsyncConnection[DictRow]]
 
@@ -201,6 +204,10 @@ async def prepare_database(uri: str, index: PostgresIndexConfig) -> None:
         await _check_index_dimensions(conn, uri, int(index["dims"]))
         await AsyncPostgresSaver(conn).setup()
         await AsyncPostgresStore(conn, index=index).setup()
+        # Recall's lexical half (memory.postgres_search) searches this expression.
+        await conn.execute(
+            cast(Any, f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {TEXT_INDEX} ON store USING gin ({TEXT_VECTOR_SQL})")
+        )
     logger.info("Postgres ready at %s (%.0f ms).", redact(uri), (time.perf_counter() - started) * 1000)
 
 

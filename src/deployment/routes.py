@@ -45,6 +45,7 @@ from memory.records import (
     memory_text,
     profile_namespace,
 )
+from memory.search import search_memories
 
 MAX_PROFILE_TEXT_CHARS = 500
 MAX_PROFILE_LIST_ITEMS = 50
@@ -382,7 +383,8 @@ def _profile_value(name: str, value: Any) -> Any:
         {
             "name": "query",
             "in": "query",
-            "description": "Rank by meaning against this text instead of listing in store order (empty: list).",
+            "description": "Rank against this text as recall does (meaning and words) instead of listing in "
+            "store order (empty: list).",
             "schema": {"type": "string", "maxLength": limits.MAX_QUERY_CHARS},
         },
         {
@@ -404,7 +406,11 @@ async def list_memories(request: Request) -> Response:
     except limits.LimitError as error:
         raise ApiError(error.status_code, str(error)) from None
     store = await _store()
-    items = await store.asearch(memory_namespace(user_id), query=query, limit=limit, offset=offset)
+    namespace = memory_namespace(user_id)
+    if query:
+        items = await search_memories(store, namespace, query, limit, offset=offset)
+    else:
+        items = await store.asearch(namespace, limit=limit, offset=offset)
     return _ok(MemoryPage(items=[_memory_out(item) for item in items], limit=limit, offset=offset))
 
 

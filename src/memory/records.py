@@ -7,11 +7,18 @@ The store's semantic index covers the ``content`` field only.
 """
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 MEMORY_FIELD = "content"
+# When the memory was stated (ISO 8601): its source message's time, or the time an imported
+# conversation gives; apart from the store's created_at, which is when it was written.
+STATED_AT_FIELD = "stated_at"
+# Where a message carries its time: ``additional_kwargs["timestamp"]`` (ISO 8601). An SDK caller
+# sets it with an extra key on the message, e.g. {"role": "user", "content": ..., "timestamp": ...}.
+MESSAGE_TIME_FIELD = "timestamp"
 MAX_MEMORY_CHARS = 2000
 PROFILE_KEY = "profile"
 
@@ -54,6 +61,31 @@ def cursor_namespace(user_id: str) -> tuple[str, ...]:
 def memory_record(text: str, **extra: Any) -> dict[str, Any]:
     """The stored value of a memory: its text (indexed) plus optional structure."""
     return {MEMORY_FIELD: text, **extra}
+
+
+def parse_time(raw: object) -> datetime | None:
+    """An ISO 8601 time (a naive one is read as UTC), or None when ``raw`` is not one."""
+    if isinstance(raw, datetime):
+        moment = raw
+    elif isinstance(raw, str):
+        try:
+            moment = datetime.fromisoformat(raw)
+        except ValueError:
+            return None
+    else:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def stated_at(value: Mapping[str, Any]) -> datetime | None:
+    """When a stored memory was stated, if it says."""
+    return parse_time(value.get(STATED_AT_FIELD))
+
+
+def message_time(message: Any) -> datetime | None:
+    """The time a chat message carries in ``additional_kwargs["timestamp"]``, if any."""
+    extra = getattr(message, "additional_kwargs", None) or {}
+    return parse_time(extra.get(MESSAGE_TIME_FIELD))
 
 
 def memory_text(value: Mapping[str, Any]) -> str:

@@ -1,0 +1,225 @@
+"""Search candidates from Postgres: pgvector similarity and full-text BM25, right for one user among many.
+
+``AsyncPostgresStore.asearch`` orders the shared ``store_vectors`` table by distance and filters
+by namespace afterwards. With many users in the table, pgvector's HNSW scan (``hnsw.ef_search``
+= 40 candidates, taken from everybody's vectors) leaves a user few or none of their own:
+100 users x 1,000 memories gave 6% of the requested results. So we choose the scan per search:
+
+* **Exact** when the namespace holds at most ``EXACT_SCAN_LIMIT`` vectors: the user's rows are
+  read through the primary key (``prefix`` first) and sorted by distance. Always right, and
+  cheap at that size whatever the table holds.
+* **HNSW** above it, with a larger candidate list (``HNSW_EF_SEARCH``; pgvector >= 0.8 also
+  continues the scan until the filter is satisfied, ``hnsw.iterative_scan``). If the index
+  still returns fewer rows than asked for, the search falls back to the exact scan, so a
+  user's results never come back short on any pgvector version.
+
+The lexical half is PostgreSQL full-text search with the ``english`` configuration (a GIN
+index on the memory text, created by ``deployment.postgres``), scored with BM25 from each
+term's document frequency in the user's namespace: terms found in more than
+``LEXICAL_CANDIDATE_LIMIT`` memories are too common to select candidates, but still score.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, cast
+
+from langgraph.store.base import Item
+from langgraph.store.postgres.aio import AsyncPostgresStore
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+from psycopg_pool import AsyncConnectionPool
+
+from memory import lexical
+from memory.memory_index import Candidates, Namespace
+
+EXACT_SCAN_LIMIT = 20_000
+HNSW_EF_SEARCH = 200
+LEXICAL_CANDIDATE_LIMIT = 1_000
+TEXT_SEARCH_CONFIG = "english"
+# The indexed expression; the GIN index of ``deployment.postgres`` is built on exactly this.
+TEXT_VECTOR_SQL = "to_tsvector('english', COALESCE(value->>'content', ''))"
+_ITERATIVE_SCAN_VERSION = (0, 8)
+
+
+@asynccontextmanager
+async def _connection(store: AsyncPostgresStore) -> AsyncIterator[AsyncConnection[DictRow]]:
+    conn: Any = store.conn
+    if isinstance(conn, AsyncConnectionPool):
+        async with conn.connection() as pooled:
+            yield cast(AsyncConnection[DictRow], pooled)
+    else:
+        async with store.lock:
+            yield cast(AsyncConnection[DictRow], conn)
+
+
+def _namespace_text(namespace: Namespace) -> str:
+    return ".".join(namespace)
+
+
+def _vector_literal(vector: Sequence[float]) -> str:
+    return "[" + ",".join(repr(float(value)) for value in vector) + "]"
+
+
+async def _rows(conn: AsyncConnection[DictRow], sql: str, params: Sequence[Any] | dict[str, Any]) -> list[DictRow]:
+    cursor = await conn.execute(cast(Any, sql), params)
+    return await cursor.fetchall()
+
+
+async def _pgvector_version(conn: AsyncConnection[DictRow]) -> tuple[int, ...]:
+    rows = await _rows(conn, "SELECT extversion FROM pg_extension WHERE extname = 'vector'", ())
+    if not rows:
+        return (0,)
+    return tuple(int(part) for part in str(rows[0]["extversion"]).split(".") if part.isdigit())
+
+
+async def _exact_nearest(conn: AsyncConnection[DictRow], prefix: str, vector: str, limit: int) -> list[DictRow]:
+    # MATERIALIZED keeps the planner from ordering through the HNSW index over everybody's rows.
+    return await _rows(
+        conn,
+        """
+        WITH mine AS MATERIALIZED (SELECT key, embedding FROM store_vectors WHERE prefix = %(prefix)s)
+        SELECT key, min(embedding <=> %(vector)s::vector) AS distance
+        FROM mine GROUP BY key ORDER BY distance LIMIT %(limit)s
+        """,
+        {"prefix": prefix, "vector": vector, "limit": limit},
+    )
+
+
+async def _indexed_nearest(conn: AsyncConnection[DictRow], prefix: str, vector: str, limit: int) -> list[DictRow]:
+    async with conn.transaction():
+        await conn.execute(cast(Any, f"SET LOCAL hnsw.ef_search = {max(HNSW_EF_SEARCH, limit)}"))
+        if await _pgvector_version(conn) >= _ITERATIVE_SCAN_VERSION:
+            await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        return await _rows(
+            conn,
+            """
+            SELECT key, embedding <=> %(vector)s::vector AS distance FROM store_vectors
+            WHERE prefix = %(prefix)s ORDER BY embedding <=> %(vector)s::vector LIMIT %(limit)s
+            """,
+            {"prefix": prefix, "vector": vector, "limit": limit},
+        )
+
+
+async def nearest_keys(conn: AsyncConnection[DictRow], prefix: str, vector: str, limit: int) -> list[str]:
+    """Keys of the ``limit`` vectors nearest to ``vector`` in the namespace, nearest first, never short."""
+    counted = await _rows(
+        conn,
+        "SELECT count(*) AS n FROM (SELECT 1 FROM store_vectors WHERE prefix = %s LIMIT %s) mine",
+        (prefix, EXACT_SCAN_LIMIT + 1),
+    )
+    size = int(counted[0]["n"])
+    if size <= EXACT_SCAN_LIMIT:
+        rows = await _exact_nearest(conn, prefix, vector, limit)
+    else:
+        rows = await _indexed_nearest(conn, prefix, vector, limit)
+        if len({row["key"] for row in rows}) < limit:
+            rows = await _exact_nearest(conn, prefix, vector, limit)
+    keys = list(dict.fromkeys(str(row["key"]) for row in sorted(rows, key=lambda row: float(row["distance"]))))
+    return keys[:limit]
+
+
+def _tsquery(lexemes: Sequence[str]) -> str:
+    """``'a' | 'b'``: the lexemes as a tsquery that matches any of them, quoted."""
+    return " | ".join("'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'" for lexeme in lexemes)
+
+
+async def lexical_scores(
+    conn: AsyncConnection[DictRow], prefix: str, query: str, parameters: lexical.BM25Parameters
+) -> dict[str, float]:
+    """BM25 of the memories that share a selective term with the query, by key."""
+    frequencies = await _rows(
+        conn,
+        f"""
+        SELECT q.lexeme, (
+            SELECT count(*) FROM (
+                SELECT 1 FROM store WHERE prefix = %(prefix)s
+                AND {TEXT_VECTOR_SQL} @@ quote_literal(q.lexeme)::tsquery LIMIT %(cap)s
+            ) hits
+        ) AS df
+        FROM unnest(to_tsvector('{TEXT_SEARCH_CONFIG}', %(query)s)) AS q
+        """,
+        {"prefix": prefix, "query": query, "cap": LEXICAL_CANDIDATE_LIMIT + 1},
+    )
+    document_frequency = {str(row["lexeme"]): int(row["df"]) for row in frequencies if int(row["df"]) > 0}
+    selective = [lexeme for lexeme, df in document_frequency.items() if df <= LEXICAL_CANDIDATE_LIMIT]
+    if not selective:
+        return {}
+    counted = await _rows(conn, "SELECT count(*) AS n FROM store WHERE prefix = %s", (prefix,))
+    documents = int(counted[0]["n"])
+    rows = await _rows(
+        conn,
+        f"""
+        SELECT c.key, t.lexeme, coalesce(array_length(t.positions, 1), 1) AS tf, c.length
+        FROM (
+            SELECT key, tsv, (SELECT coalesce(sum(coalesce(array_length(u.positions, 1), 1)), 0)
+                              FROM unnest(tsv) u) AS length
+            FROM (SELECT key, {TEXT_VECTOR_SQL} AS tsv FROM store
+                  WHERE prefix = %(prefix)s AND {TEXT_VECTOR_SQL} @@ %(tsquery)s::tsquery
+                  LIMIT %(cap)s) matched
+        ) c, unnest(c.tsv) t
+        WHERE t.lexeme = ANY(%(lexemes)s)
+        """,
+        {
+            "prefix": prefix,
+            "tsquery": _tsquery(selective),
+            "cap": LEXICAL_CANDIDATE_LIMIT,
+            "lexemes": list(document_frequency),
+        },
+    )
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    lengths: dict[str, int] = {}
+    for row in rows:
+        counts[str(row["key"])][str(row["lexeme"])] = int(row["tf"])
+        lengths[str(row["key"])] = int(row["length"])
+    average = sum(lengths.values()) / len(lengths) if lengths else 1.0
+    return {
+        key: lexical.bm25(terms, lengths[key], document_frequency, document_frequency, documents, average, parameters)
+        for key, terms in counts.items()
+    }
+
+
+async def candidates(
+    store: AsyncPostgresStore,
+    namespace: Namespace,
+    query: str,
+    query_vector: Sequence[float] | None,
+    pool: int,
+    parameters: lexical.BM25Parameters,
+) -> Candidates:
+    """The ``pool`` nearest memories and the ``pool`` best by BM25, each with both scores."""
+    prefix = _namespace_text(namespace)
+    vector = _vector_literal(query_vector) if query_vector is not None else None
+    async with _connection(store) as conn:
+        nearest = await nearest_keys(conn, prefix, vector, pool) if vector is not None else []
+        bm25 = await lexical_scores(conn, prefix, query, parameters)
+        best_lexical = sorted(bm25, key=lambda key: bm25[key], reverse=True)[:pool]
+        keys = list(dict.fromkeys([*nearest, *best_lexical]))
+        if not keys:
+            return Candidates()
+        rows = await _rows(
+            conn,
+            """
+            SELECT s.key, s.value, s.created_at, s.updated_at,
+                   max(1 - (sv.embedding <=> %(vector)s::vector)) AS similarity
+            FROM store s LEFT JOIN store_vectors sv ON sv.prefix = s.prefix AND sv.key = s.key
+            WHERE s.prefix = %(prefix)s AND s.key = ANY(%(keys)s)
+            GROUP BY s.prefix, s.key
+            """,
+            {"prefix": prefix, "vector": vector, "keys": keys},
+        )
+    found = Candidates()
+    for row in rows:
+        key = str(row["key"])
+        found.items[key] = Item(
+            value=row["value"],
+            key=key,
+            namespace=namespace,
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+        found.similarity[key] = float(row["similarity"]) if row["similarity"] is not None else 0.0
+        found.lexical[key] = bm25.get(key, 0.0)
+    return found
