@@ -7,9 +7,10 @@ context (so each assistant can pick its own), and is built only when a run needs
 server starts without an API key; ``create_agent`` binds one model when the graph is built.
 """
 
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from langchain_core.messages import AIMessage, SystemMessage
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage
 from langchain_core.tools import ToolException
 from langgraph.config import get_config
 from langgraph.graph import END, START, StateGraph
@@ -23,6 +24,7 @@ from agent.state import InputState, State
 from agent.summarization import fit_history
 from agent.tools import TOOLS
 from memory.identity import resolve_user_id
+from memory.records import MESSAGE_TIME_FIELD, message_time
 from memory_graph.models import load_chat_model
 
 
@@ -36,7 +38,24 @@ async def recall_memories(state: State, runtime: Runtime[Context]) -> dict[str, 
     query = latest_user_text(state["messages"])
     assistant_id = (config.get("configurable") or {}).get("assistant_id")
     recalled = await recall(runtime.store, user_id, query, context, assistant_id)
-    return {"recalled": recalled.section, "instructions": recalled.instructions}
+    return {"recalled": recalled.section, "instructions": recalled.instructions, "messages": _timestamped(state)}
+
+
+def _timestamped(state: State) -> list[AnyMessage]:
+    """The turn's new user messages with the time they arrived, unless the caller gave one.
+
+    A memory records when it was stated; the hot-path tools and the memory graph read that
+    time from the source message (``memory.records.message_time``). Same ids: replaced in place.
+    """
+    now = datetime.now(UTC).isoformat()
+    stamped: list[AnyMessage] = []
+    for message in reversed(state["messages"]):
+        if not isinstance(message, HumanMessage):
+            break
+        if message_time(message) is None:
+            extra = {**message.additional_kwargs, MESSAGE_TIME_FIELD: now}
+            stamped.append(message.model_copy(update={"additional_kwargs": extra}))
+    return stamped[::-1]
 
 
 async def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
