@@ -12,9 +12,10 @@ from langchain_core.embeddings import Embeddings
 from langgraph.store.base import BaseStore, PutOp
 from langgraph.store.memory import InMemoryStore
 from langgraph.store.postgres.aio import AsyncPostgresStore
+from langgraph_runtime_inmem.store import BatchedStore
 
 from deployment.postgres import HNSW_INDEX, open_pool, prepare_database
-from memory import postgres_search
+from memory import memory_index, postgres_search
 from memory.records import memory_namespace
 from memory.search import SIMILARITY_ONLY, RankingWeights, search_memories
 from tests.support.fakes import HashedEmbeddings
@@ -211,3 +212,12 @@ async def test_a_query_without_words_or_results_is_empty(make_store: StoreFactor
     assert await search_memories(store, memory_namespace("nobody"), "anything", 5) == []
     assert await search_memories(store, memory_namespace("nobody"), "   ", 5) == []
     assert await search_memories(store, memory_namespace("nobody"), "x", 0) == []
+
+
+async def test_the_servers_in_memory_store_is_searched_through_the_index() -> None:
+    # langgraph dev hands graphs its in-memory store inside a batching wrapper.
+    inner = InMemoryStore(index={"embed": HashedEmbeddings(dims=DIMS), "dims": DIMS, "fields": ["content"]})
+    served = BatchedStore(inner)
+    await served.aput(memory_namespace("ada"), "m", {"content": "Ada collects stamps"})
+    assert keys(await search_memories(served, memory_namespace("ada"), "stamps", 1)) == ["m"]
+    assert memory_namespace("ada") in memory_index.index_of(inner).namespaces

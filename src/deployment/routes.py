@@ -44,6 +44,7 @@ from memory.records import (
     memory_namespace,
     memory_text,
     profile_namespace,
+    stated_at,
 )
 from memory.search import search_memories
 
@@ -64,6 +65,10 @@ class MemoryOut(BaseModel):
 
     id: str = Field(description="The memory's id (its key in the store).")
     content: str = Field(description="The memory's text.")
+    stated_at: datetime | None = Field(
+        default=None,
+        description="When it was said (its source message's time), if known; created_at is when it was saved.",
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -313,7 +318,11 @@ async def _json_object(request: Request) -> dict[str, Any]:
 
 def _memory_out(item: Item) -> MemoryOut:
     return MemoryOut(
-        id=item.key, content=memory_text(item.value), created_at=item.created_at, updated_at=item.updated_at
+        id=item.key,
+        content=memory_text(item.value),
+        stated_at=stated_at(item.value),
+        created_at=item.created_at,
+        updated_at=item.updated_at,
     )
 
 
