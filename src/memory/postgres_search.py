@@ -21,6 +21,7 @@ term's document frequency in the user's namespace: terms found in more than
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -92,6 +93,7 @@ async def _indexed_nearest(conn: AsyncConnection[DictRow], prefix: str, vector: 
     async with conn.transaction():
         await conn.execute(cast(Any, f"SET LOCAL hnsw.ef_search = {max(HNSW_EF_SEARCH, limit)}"))
         if await _pgvector_version(conn) >= _ITERATIVE_SCAN_VERSION:
+            # Keep walking the graph until enough rows pass the user filter (pgvector >= 0.8 only).
             await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
         return await _rows(
             conn,
@@ -192,13 +194,27 @@ async def candidates(
     """The ``pool`` nearest memories and the ``pool`` best by BM25, each with both scores."""
     prefix = _namespace_text(namespace)
     vector = _vector_literal(query_vector) if query_vector is not None else None
+
+    async def nearest() -> list[str]:
+        if vector is None:
+            return []
+        async with _connection(store) as conn:
+            return await nearest_keys(conn, prefix, vector, pool)
+
+    async def words() -> dict[str, float]:
+        async with _connection(store) as conn:
+            return await lexical_scores(conn, prefix, query, parameters)
+
+    if isinstance(store.conn, AsyncConnectionPool):
+        # Two pooled connections: the two rankings are searched at the same time.
+        nearest_found, bm25 = await asyncio.gather(nearest(), words())
+    else:
+        nearest_found, bm25 = await nearest(), await words()
+    best_lexical = sorted(bm25, key=lambda key: bm25[key], reverse=True)[:pool]
+    keys = list(dict.fromkeys([*nearest_found, *best_lexical]))
+    if not keys:
+        return Candidates()
     async with _connection(store) as conn:
-        nearest = await nearest_keys(conn, prefix, vector, pool) if vector is not None else []
-        bm25 = await lexical_scores(conn, prefix, query, parameters)
-        best_lexical = sorted(bm25, key=lambda key: bm25[key], reverse=True)[:pool]
-        keys = list(dict.fromkeys([*nearest, *best_lexical]))
-        if not keys:
-            return Candidates()
         rows = await _rows(
             conn,
             """
