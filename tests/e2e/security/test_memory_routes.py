@@ -19,7 +19,8 @@ from schemathesis.core.result import Ok
 from schemathesis.schemas import APIOperation
 
 from tests.e2e.conftest import agent_prompts
-from tests.e2e.security.conftest import SUMMARIES, http_client, token
+from tests.e2e.security.attacks import http_client, token
+from tests.e2e.security.conftest import SUMMARIES
 from tests.support.dev_server import DevServer
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.tokens import bearer

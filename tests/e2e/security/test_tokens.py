@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import CONFIG
-from tests.e2e.security.conftest import CAROL_STATIC_TOKEN, http_client, token
+from tests.e2e.security.attacks import http_client, token
+from tests.e2e.security.conftest import CAROL_STATIC_TOKEN
 from tests.support.dev_server import DevServer
 from tests.support.tokens import AUDIENCE, ISSUER, JwksServer, RsaKey, hs256, unsigned
 
