@@ -40,16 +40,23 @@ def http_client(server: DevServer, token: str | None) -> httpx.AsyncClient:
 
 
 def refused(response: httpx.Response) -> bool:
-    """A 4xx (or 501), or a stream whose only event is the refusal (streams answer 200 before checking)."""
+    """Nothing was delivered: a 4xx (or 501), or a 200 that carries only a refusal.
+
+    Streams answer 200 before checking: a stream whose only event is a 404 error, or that ends
+    without any event, delivered nothing. Protocol endpoints (event-streaming commands,
+    JSON-RPC) answer 200 with the error inside.
+    """
     if not response.is_success:
         # 501: the operation does not exist on this deployment (e.g. thread storage with a custom checkpointer).
         return 400 <= response.status_code < 500 or response.status_code == 501
-    events = [line for line in response.text.splitlines() if line.startswith("event:")]
-    return (
-        response.headers.get("content-type", "").startswith("text/event-stream")
-        and events == ["event: error"]
-        and "404" in response.text
-    )
+    content_type = response.headers.get("content-type", "")
+    if content_type.startswith("text/event-stream"):
+        events = [line for line in response.text.splitlines() if line.startswith("event:")]
+        return not events or (events == ["event: error"] and "404" in response.text)
+    if content_type.startswith("application/json"):
+        body = response.json()
+        return isinstance(body, dict) and (body.get("type") == "error" or ("error" in body and "result" not in body))
+    return False
 
 
 @dataclass
