@@ -1,6 +1,6 @@
 """What an attack on another user's data needs: a victim, a ledger of attempts, a verdict.
 
-User A (alice) chats, so she has a chat thread, runs, hot-path and background memories, a
+User A (a fresh "alice-..." per test module) chats, so she has a chat thread, runs, hot-path and background memories, a
 memory thread with runs, a pending memory run and a profile, all marked with ``SECRET``.
 The attacker knows every id of A's (as if guessed or leaked). Each attempt is recorded in a
 ledger; an attempt *leaks* when a request that had to be refused succeeded, when ``SECRET``
@@ -105,8 +105,9 @@ class Ledger:
 
 @dataclass
 class Victim:
-    """A's ids, and a snapshot of her data to compare against after the attacks."""
+    """A's user id and ids, and a snapshot of her data to compare against after the attacks."""
 
+    user: str
     chat_thread: str
     chat_run: str
     memory_thread: str
@@ -154,14 +155,15 @@ async def snapshot(alice: httpx.AsyncClient, victim_ids: dict[str, str]) -> dict
     }
 
 
-async def prepare_victim(server: DevServer) -> Victim:
-    async with http_client(server, token(A)) as alice:
+async def prepare_victim(server: DevServer, user: str) -> Victim:
+    """``user`` (user A), with data of every kind marked with ``SECRET``."""
+    async with http_client(server, token(user)) as alice:
         chat_thread = (await alice.post("/threads", json={})).raise_for_status().json()["thread_id"]
         reply = await chat(
             alice, chat_thread, f"Please remember my locker code is {SECRET}", context={"memory_delay_seconds": 1}
         )
         assert reply.status_code == 200 and "__error__" not in reply.json(), reply.text
-        memory_thread = memory_thread_id(A, chat_thread)
+        memory_thread = memory_thread_id(user, chat_thread)
         memory_runs = await settle(alice, memory_thread)
         assert [run["status"] for run in memory_runs] == ["success"], memory_runs
         (await alice.patch("/me/profile", json={"name": f"Alice {SECRET}"})).raise_for_status()
@@ -171,7 +173,7 @@ async def prepare_victim(server: DevServer) -> Victim:
             alice, pending_thread, f"More about my locker {SECRET}", context={"memory_delay_seconds": 3600}
         )
         assert reply.status_code == 200, reply.text
-        pending = (await alice.get(f"/threads/{memory_thread_id(A, pending_thread)}/runs")).json()
+        pending = (await alice.get(f"/threads/{memory_thread_id(user, pending_thread)}/runs")).json()
         assert [run["status"] for run in pending] == ["pending"], pending
 
         memories = (await alice.get("/me/memories")).raise_for_status().json()["items"]
@@ -179,10 +181,11 @@ async def prepare_victim(server: DevServer) -> Victim:
         ids = {
             "chat_thread": chat_thread,
             "memory_thread": memory_thread,
-            "pending_thread": memory_thread_id(A, pending_thread),
+            "pending_thread": memory_thread_id(user, pending_thread),
         }
         chat_runs = (await alice.get(f"/threads/{chat_thread}/runs")).json()
         return Victim(
+            user=user,
             chat_thread=chat_thread,
             chat_run=chat_runs[0]["run_id"],
             memory_thread=memory_thread,
@@ -199,7 +202,7 @@ async def assert_victim_untouched(server: DevServer, victim: Victim, ledger: Led
         "memory_thread": victim.memory_thread,
         "pending_thread": victim.pending_thread,
     }
-    async with http_client(server, token(A)) as alice:
+    async with http_client(server, token(victim.user)) as alice:
         now = await snapshot(alice, ids)
     changed = [key for key in victim.snapshot if victim.snapshot[key] != now[key]]
     ledger.check(surface, "A's memories, profile, thread, runs unchanged", f"changed: {changed}" if changed else None)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.e2e.conftest import BACKENDS, CONFIG, backend_env
-from tests.e2e.security.attacks import SECRET, Ledger, Victim, prepare_victim
+from tests.e2e.security.attacks import SECRET, A, Ledger, Victim, prepare_victim
 from tests.support.dev_server import DevServer
 from tests.support.fake_openai import FakeOpenAI, Rule
 from tests.support.tokens import hs256_env
@@ -73,8 +73,8 @@ def secure_server(
 
 @pytest.fixture(scope="module")
 def victim(secure_server: DevServer) -> Victim:
-    """User A with data of every kind on ``secure_server`` (one per test module and backend)."""
-    return asyncio.run(prepare_victim(secure_server))
+    """User A with data of every kind on ``secure_server``: a user of its own per test module and backend."""
+    return asyncio.run(prepare_victim(secure_server, f"{A}-{uuid.uuid4().hex[:8]}"))
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from typing import Any
 
 from tests.e2e.security.attacks import (
     SECRET,
-    A,
     B,
     Ledger,
     Victim,
@@ -37,6 +36,7 @@ def model_saw(fake: FakeOpenAI, marker: str) -> str | None:
 async def test_threads_and_runs_of_another_user_are_invisible_and_untouchable(
     secure_server: DevServer, victim: Victim, ledger: Ledger
 ) -> None:
+    a = victim.user
     ta, ra, ma, mr = victim.chat_thread, victim.chat_run, victim.memory_thread, victim.memory_run
     surface = "threads/runs API"
     async with http_client(secure_server, token(B)) as bob:
@@ -92,7 +92,7 @@ async def test_threads_and_runs_of_another_user_are_invisible_and_untouchable(
 
         searches: list[tuple[dict[str, Any], str]] = [
             ({}, "search all threads"),
-            ({"metadata": {"owner": A}}, "search threads by A's owner metadata"),
+            ({"metadata": {"owner": a}}, "search threads by A's owner metadata"),
             ({"ids": [ta, ma]}, "search A's thread ids"),
         ]
         for search, description in searches:
@@ -113,25 +113,26 @@ async def test_threads_and_runs_of_another_user_are_invisible_and_untouchable(
 async def test_the_store_api_keeps_every_user_in_their_own_namespaces(
     secure_server: DevServer, victim: Victim, ledger: Ledger
 ) -> None:
+    a = victim.user
     surface = "store API"
     mid = victim.memory_id
     async with http_client(secure_server, token(B)) as bob:
         for params, description in [
-            ({"namespace": f"memories.{A}", "key": mid}, "get A's memory"),
-            ({"namespace": f"profile.{A}", "key": "profile"}, "get A's profile"),
-            ({"namespace": f"memory_cursors.{A}", "key": victim.chat_thread}, "get A's cursor"),
-            ({"namespace": f"memories.{A}.sub", "key": mid}, "get under A's namespace, deeper"),
+            ({"namespace": f"memories.{a}", "key": mid}, "get A's memory"),
+            ({"namespace": f"profile.{a}", "key": "profile"}, "get A's profile"),
+            ({"namespace": f"memory_cursors.{a}", "key": victim.chat_thread}, "get A's cursor"),
+            ({"namespace": f"memories.{a}.sub", "key": mid}, "get under A's namespace, deeper"),
             ({"namespace": "memories", "key": mid}, "get with a one-label namespace"),
         ]:
             ledger.record(surface, description, await bob.get("/store/items", params=params), "refused")
         for body, description in [
-            ({"namespace_prefix": ["memories", A]}, "search A's memories"),
-            ({"namespace_prefix": ["memories", A], "query": "locker code"}, "semantic search of A's memories"),
-            ({"namespace_prefix": ["memory_history", A]}, "search A's memory history"),
+            ({"namespace_prefix": ["memories", a]}, "search A's memories"),
+            ({"namespace_prefix": ["memories", a], "query": "locker code"}, "semantic search of A's memories"),
+            ({"namespace_prefix": ["memory_history", a]}, "search A's memory history"),
             ({"namespace_prefix": ["memories"]}, "search everyone's memories"),
             ({"namespace_prefix": []}, "search the whole store"),
-            ({"namespace_prefix": ["*", A]}, "search A's namespaces with a wildcard"),
-            ({"namespace_prefix": [A]}, "search with A's id first"),
+            ({"namespace_prefix": ["*", a]}, "search A's namespaces with a wildcard"),
+            ({"namespace_prefix": [a]}, "search with A's id first"),
         ]:
             ledger.record(surface, description, await bob.post("/store/items/search", json=body), "refused")
         own_search = {"namespace_prefix": ["memories", B], "filter": {"content": f"User's locker code is {SECRET}"}}
@@ -141,24 +142,24 @@ async def test_the_store_api_keeps_every_user_in_their_own_namespaces(
             ({}, "list every namespace"),
             ({"prefix": ["memories"]}, "list everyone's memory namespaces"),
             ({"prefix": ["profile"]}, "list everyone's profiles"),
-            ({"suffix": [A]}, "list namespaces ending with A's id"),
-            ({"prefix": ["memories", A]}, "list A's namespaces"),
-            ({"prefix": ["*", A]}, "list A's namespaces with a wildcard"),
+            ({"suffix": [a]}, "list namespaces ending with A's id"),
+            ({"prefix": ["memories", a]}, "list A's namespaces"),
+            ({"prefix": ["*", a]}, "list A's namespaces with a wildcard"),
         ]:
             ledger.record(surface, description, await bob.post("/store/namespaces", json=body), "refused")
         for body, description in [
-            ({"namespace": ["memories", A], "key": mid, "value": {"content": "hacked by bob"}}, "overwrite A's memory"),
+            ({"namespace": ["memories", a], "key": mid, "value": {"content": "hacked by bob"}}, "overwrite A's memory"),
             (
-                {"namespace": ["memories", A], "key": "planted", "value": {"content": "planted by bob"}},
+                {"namespace": ["memories", a], "key": "planted", "value": {"content": "planted by bob"}},
                 "plant a memory",
             ),
-            ({"namespace": ["profile", A], "key": "profile", "value": {"name": "bob"}}, "overwrite A's profile"),
-            ({"namespace": ["memories", f"{B}.{A}"], "key": "k", "value": {"content": "x"}}, "dotted label"),
+            ({"namespace": ["profile", a], "key": "profile", "value": {"name": "bob"}}, "overwrite A's profile"),
+            ({"namespace": ["memories", f"{B}.{a}"], "key": "k", "value": {"content": "x"}}, "dotted label"),
         ]:
             ledger.record(surface, description, await bob.put("/store/items", json=body), "refused")
         for body, description in [
-            ({"namespace": ["memories", A], "key": mid}, "delete A's memory"),
-            ({"namespace": ["profile", A], "key": "profile"}, "delete A's profile"),
+            ({"namespace": ["memories", a], "key": mid}, "delete A's memory"),
+            ({"namespace": ["profile", a], "key": "profile"}, "delete A's profile"),
         ]:
             ledger.record(surface, description, await bob.request("DELETE", "/store/items", json=body), "refused")
     await assert_victim_untouched(secure_server, victim, ledger, surface)
@@ -167,6 +168,7 @@ async def test_the_store_api_keeps_every_user_in_their_own_namespaces(
 async def test_the_memory_routes_only_ever_show_the_callers_own_data(
     secure_server: DevServer, victim: Victim, ledger: Ledger
 ) -> None:
+    a = victim.user
     surface = "memory routes"
     mid = victim.memory_id
     async with http_client(secure_server, token(B)) as bob:
@@ -181,12 +183,12 @@ async def test_the_memory_routes_only_ever_show_the_callers_own_data(
         for path, params, description in [
             ("/me/memories", {}, "list memories"),
             ("/me/memories", {"query": "locker code"}, "search memories for A's topic"),
-            ("/me/memories", {"user_id": A}, "list memories with user_id=alice"),
-            ("/me/profile", {"user_id": A}, "read profile with user_id=alice"),
-            ("/me/export", {"user_id": A}, "export with user_id=alice"),
+            ("/me/memories", {"user_id": a}, "list memories with user_id=alice"),
+            ("/me/profile", {"user_id": a}, "read profile with user_id=alice"),
+            ("/me/export", {"user_id": a}, "export with user_id=alice"),
         ]:
             ledger.record(surface, description, await bob.get(path, params=params), "own")
-        response = await bob.get("/me/memories", headers={"X-User-Id": A, "X-Forwarded-User": A})
+        response = await bob.get("/me/memories", headers={"X-User-Id": a, "X-Forwarded-User": a})
         ledger.record(surface, "list memories with identity headers", response, "own")
         ledger.record(surface, "delete all (own) memories", await bob.delete("/me/memories"), "own")
         ledger.record(surface, "delete (own) profile", await bob.delete("/me/profile"), "own")
@@ -196,28 +198,29 @@ async def test_the_memory_routes_only_ever_show_the_callers_own_data(
 async def test_a_run_cannot_be_made_to_act_for_another_user(
     secure_server: DevServer, victim: Victim, ledger: Ledger, security_fake: FakeOpenAI
 ) -> None:
+    a = victim.user
     surface = "run identity"
     async with http_client(secure_server, token(B)) as bob:
         thread = (await bob.post("/threads", json={})).raise_for_status().json()["thread_id"]
         quiet = {"background_memory": False}
         for payload, description in [
-            ({"context": {"user_id": A, **quiet}}, "user_id=alice in context"),
-            ({"config": {"configurable": {"user_id": A, **quiet}}}, "user_id=alice in configurable"),
+            ({"context": {"user_id": a, **quiet}}, "user_id=alice in context"),
+            ({"config": {"configurable": {"user_id": a, **quiet}}}, "user_id=alice in configurable"),
         ]:
             ledger.record(
                 surface, description, await chat(bob, thread, "what is my locker code?", **payload), "refused"
             )
         memory_run = {"assistant_id": "memory_graph", "input": {"chat_thread_id": victim.chat_thread}}
         for path, payload, description in [
-            ("/runs/wait", {**memory_run, "context": {"user_id": A}}, "memory_graph run for alice"),
+            ("/runs/wait", {**memory_run, "context": {"user_id": a}}, "memory_graph run for alice"),
             (
                 "/runs",
-                {"assistant_id": "agent", "input": {}, "context": {"user_id": A}},
+                {"assistant_id": "agent", "input": {}, "context": {"user_id": a}},
                 "background agent run for alice",
             ),
             (
                 "/runs/batch",
-                [{"assistant_id": "agent", "input": {}, "context": {"user_id": A}}],
+                [{"assistant_id": "agent", "input": {}, "context": {"user_id": a}}],
                 "batch of runs for alice",
             ),
         ]:
@@ -234,13 +237,13 @@ async def test_a_run_cannot_be_made_to_act_for_another_user(
         )
 
         marker = "LANGGRAPH-AUTH-ATTACK"
-        response = await chat(bob, thread, f"{marker} my locker code?", context={"langgraph_auth_user_id": A, **quiet})
+        response = await chat(bob, thread, f"{marker} my locker code?", context={"langgraph_auth_user_id": a, **quiet})
         ledger.record(surface, "langgraph_auth_user_id=alice in context", response, "own")
         ledger.check(surface, "model prompt of that run", model_saw(security_fake, marker))
 
     async with http_client(secure_server, token("root", admin=True)) as admin:
         shared = (
-            (await admin.post("/assistants", json={"graph_id": "agent", "context": {"user_id": A, **quiet}}))
+            (await admin.post("/assistants", json={"graph_id": "agent", "context": {"user_id": a, **quiet}}))
             .raise_for_status()
             .json()["assistant_id"]
         )
@@ -250,7 +253,7 @@ async def test_a_run_cannot_be_made_to_act_for_another_user(
         ledger.record(surface, "assistant whose settings name alice", response, "own")
         ledger.check(surface, "model prompt with that assistant", model_saw(security_fake, marker))
         for method, path, body, description in [
-            ("POST", "/assistants", {"graph_id": "agent", "context": {"user_id": A}}, "create an assistant for alice"),
+            ("POST", "/assistants", {"graph_id": "agent", "context": {"user_id": a}}, "create an assistant for alice"),
             ("PATCH", f"/assistants/{shared}", {"context": {"user_id": B}}, "change an assistant"),
             ("DELETE", f"/assistants/{shared}", None, "delete an assistant"),
         ]:
@@ -295,13 +298,14 @@ async def test_the_agent_cannot_be_talked_into_another_users_memories(
 
 
 async def test_the_owner_still_reaches_everything(secure_server: DevServer, victim: Victim) -> None:
-    async with http_client(secure_server, token(A)) as alice:
-        assert (await alice.get(f"/threads/{victim.chat_thread}")).json()["metadata"]["owner"] == A
-        assert (await alice.get(f"/threads/{victim.memory_thread}")).json()["metadata"]["owner"] == A
-        item = await alice.get("/store/items", params={"namespace": f"memories.{A}", "key": victim.memory_id})
+    a = victim.user
+    async with http_client(secure_server, token(a)) as alice:
+        assert (await alice.get(f"/threads/{victim.chat_thread}")).json()["metadata"]["owner"] == a
+        assert (await alice.get(f"/threads/{victim.memory_thread}")).json()["metadata"]["owner"] == a
+        item = await alice.get("/store/items", params={"namespace": f"memories.{a}", "key": victim.memory_id})
         assert SECRET in item.json()["value"]["content"]
-        found = await alice.post("/store/items/search", json={"namespace_prefix": ["memories", A], "query": "locker"})
+        found = await alice.post("/store/items/search", json={"namespace_prefix": ["memories", a], "query": "locker"})
         assert len(found.json()["items"]) == 2
-        listed = await alice.post("/store/namespaces", json={"prefix": ["memories", A]})
-        assert listed.json()["namespaces"] == [["memories", A]]
+        listed = await alice.post("/store/namespaces", json={"prefix": ["memories", a]})
+        assert listed.json()["namespaces"] == [["memories", a]]
         assert (await alice.post("/threads/search", json={})).status_code == 200

@@ -27,7 +27,6 @@ from websockets.exceptions import InvalidStatus
 
 from tests.e2e.security.attacks import (
     SECRET,
-    A,
     B,
     Ledger,
     Victim,
@@ -89,14 +88,14 @@ def chat_input(text: str) -> dict[str, Any]:
 
 def request_for(route: Route, ids: dict[str, str]) -> dict[str, Any]:
     """The httpx arguments of B's attempt on ``route``: A's ids wherever a request can carry them."""
-    ta, ra = ids["thread_id"], ids["run_id"]
+    a, ta, ra = ids["user"], ids["thread_id"], ids["run_id"]
     run = {"assistant_id": "agent", "input": chat_input("what is my locker code?")}
     quiet_run = {**run, "context": {"background_memory": False}}
-    mine = {"namespace": ["memories", A], "key": ids["memory_id"]}
+    mine = {"namespace": ["memories", a], "key": ids["memory_id"]}
     bodies: dict[Route, Any] = {
         ("POST", "/threads"): {"thread_id": ta, "if_exists": "do_nothing"},
         ("POST", "/threads/search"): {"ids": [ta, ids["memory_thread"]]},
-        ("POST", "/threads/count"): {"metadata": {"owner": A}},
+        ("POST", "/threads/count"): {"metadata": {"owner": a}},
         ("POST", "/threads/prune"): {"thread_ids": [ta]},
         ("PATCH", "/threads/{thread_id}"): {"metadata": {"owner": B}},
         ("POST", "/threads/{thread_id}/state"): {"values": {"messages": []}},
@@ -115,24 +114,24 @@ def request_for(route: Route, ids: dict[str, str]) -> dict[str, Any]:
         ("POST", "/runs"): quiet_run,
         ("POST", "/runs/stream"): quiet_run,
         ("POST", "/runs/wait"): quiet_run,
-        ("POST", "/runs/batch"): [{**quiet_run, "context": {"user_id": A}}],
+        ("POST", "/runs/batch"): [{**quiet_run, "context": {"user_id": a}}],
         ("POST", "/runs/cancel"): {"thread_id": ids["pending_thread"], "run_ids": [ra]},
         ("POST", "/runs/crons"): {"assistant_id": "agent", "schedule": "* * * * *"},
         ("PATCH", "/runs/crons/{cron_id}"): {"schedule": "* * * * *"},
-        ("POST", "/assistants"): {"graph_id": "agent", "context": {"user_id": A}},
-        ("PATCH", "/assistants/{assistant_id}"): {"context": {"user_id": A}},
+        ("POST", "/assistants"): {"graph_id": "agent", "context": {"user_id": a}},
+        ("PATCH", "/assistants/{assistant_id}"): {"context": {"user_id": a}},
         ("POST", "/assistants/{assistant_id}/latest"): {"version": 1},
         ("PUT", "/store/items"): {**mine, "value": {"content": "planted by bob"}},
         ("DELETE", "/store/items"): mine,
-        ("POST", "/store/items/search"): {"namespace_prefix": ["memories", A], "query": "locker code"},
-        ("POST", "/store/namespaces"): {"prefix": ["memories", A]},
+        ("POST", "/store/items/search"): {"namespace_prefix": ["memories", a], "query": "locker code"},
+        ("POST", "/store/namespaces"): {"prefix": ["memories", a]},
         ("PATCH", "/me/memories/{memory_id}"): {"content": "hacked by bob"},
         ("PATCH", "/me/profile"): {"name": "Bob"},
         ("POST", "/mcp"): {
             "jsonrpc": "2.0",
             "id": 1,
             "method": "tools/call",
-            "params": {"name": "agent", "arguments": chat_input("hi"), "context": {"user_id": A}},
+            "params": {"name": "agent", "arguments": chat_input("hi"), "context": {"user_id": a}},
         },
         ("POST", "/a2a/{assistant_id}"): {
             "jsonrpc": "2.0",
@@ -142,7 +141,7 @@ def request_for(route: Route, ids: dict[str, str]) -> dict[str, Any]:
         },
     }
     params: dict[Route, dict[str, str]] = {
-        ("GET", "/store/items"): {"namespace": f"memories.{A}", "key": ids["memory_id"]},
+        ("GET", "/store/items"): {"namespace": f"memories.{a}", "key": ids["memory_id"]},
         ("GET", "/me/memories"): {"query": "locker code"},
     }
     arguments: dict[str, Any] = {"params": params.get(route, {})}
@@ -177,10 +176,11 @@ def document_routes(document: dict[str, Any]) -> list[Route]:
 
 async def attack_ids(server: DevServer, victim: Victim) -> dict[str, str]:
     """A value for every path parameter: A's own ids, and the shared assistant's."""
-    async with http_client(server, token(A)) as alice:
+    async with http_client(server, token(victim.user)) as alice:
         state = (await alice.get(f"/threads/{victim.chat_thread}/state")).raise_for_status().json()
         agent = (await alice.post("/assistants/search", json={"graph_id": "agent"})).raise_for_status().json()[0]
     return {
+        "user": victim.user,
         "thread_id": victim.chat_thread,
         "run_id": victim.chat_run,
         "memory_thread": victim.memory_thread,
@@ -210,7 +210,7 @@ async def test_without_a_valid_token_every_route_but_the_health_check_is_refused
     secure_server: DevServer, routes: list[Route], victim: Victim, ledger: Ledger
 ) -> None:
     ids = await attack_ids(secure_server, victim)
-    forged = hs256(A, secret="a-forger-secret-that-is-long-enough!!")
+    forged = hs256(victim.user, secret="a-forger-secret-that-is-long-enough!!")
     for surface, credentials in (("no token", None), ("forged token", forged)):
         async with http_client(secure_server, credentials) as stranger:
             for route in routes:
@@ -240,7 +240,7 @@ async def test_another_user_gets_nothing_of_a_user_on_any_route(
             if response.is_success and expected == "own":
                 shown = [value for value in a_ids if value in response.text]
                 ledger.check("as user B", f"{description}: none of A's ids", f"A's ids {shown}" if shown else None)
-        count = (await bob.post("/threads/count", json={"metadata": {"owner": A}})).json()
+        count = (await bob.post("/threads/count", json={"metadata": {"owner": victim.user}})).json()
         ledger.check("as user B", "count A's threads", None if count == 0 else f"counted {count}")
     await assert_victim_untouched(secure_server, victim, ledger, "as user B")
 
@@ -284,7 +284,7 @@ async def test_creating_a_thread_at_a_taken_id_reveals_only_that_it_is_taken(
 async def test_another_users_thread_events_never_reach_a_subscriber(
     secure_server: DevServer, victim: Victim, ledger: Ledger
 ) -> None:
-    async with http_client(secure_server, token(A)) as alice:
+    async with http_client(secure_server, token(victim.user)) as alice:
         thread = (await alice.post("/threads", json={})).raise_for_status().json()["thread_id"]
         assistant = (await alice.post("/assistants/search", json={"graph_id": "agent"})).json()[0]["assistant_id"]
         url = f"{secure_server.url.replace('http', 'ws', 1)}/threads/{thread}/stream/events"
@@ -307,7 +307,7 @@ async def test_another_users_thread_events_never_reach_a_subscriber(
                     received["bob (WebSocket)"].append(str(message))
 
         listeners = [
-            asyncio.create_task(subscribe_sse("alice", token(A))),
+            asyncio.create_task(subscribe_sse("alice", token(victim.user))),
             asyncio.create_task(subscribe_sse("bob (SSE)", token(B))),
             asyncio.create_task(subscribe_websocket()),
         ]
