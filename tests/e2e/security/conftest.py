@@ -1,6 +1,7 @@
 """`langgraph dev` with auth on (HS256 tokens plus a static development token), models scripted.
 
-One server per persistence backend: every test using ``secure_server`` runs on both.
+One server per persistence backend: every test using ``secure_server`` runs on both. The
+servers live as long as this package's tests, so they stop before the rest of the suite runs.
 """
 
 import asyncio
@@ -44,20 +45,20 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(line)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def security_fake() -> Iterator[FakeOpenAI]:
     with FakeOpenAI(RULES) as fake:
         yield fake
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
+@pytest.fixture(scope="package", params=BACKENDS)
 def secure_backend(request: pytest.FixtureRequest) -> str:
     """The persistence backend of ``secure_server``."""
     backend: str = request.param
     return backend
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def secure_server(
     request: pytest.FixtureRequest, secure_backend: str, security_fake: FakeOpenAI
 ) -> Iterator[DevServer]:
