@@ -19,6 +19,9 @@ Authorization, once a caller is known:
 * anything without a handler below is refused (deny by default), so a resource or action
   added by a later server version is closed until someone decides who may use it.
 
+Routes the server answers without asking these handlers (its meta routes, the in-memory
+runtime's own) are closed by ``deployment.gate``, which verifies tokens with the same verifier.
+
 Auth is off when no ``AUTH_*`` method is configured (and only then, only under
 ``langgraph dev``, see ``tokens.load_settings``): every request is let through as an
 anonymous caller with no filters, exactly as without custom auth, and runs fall back to the
@@ -117,9 +120,8 @@ def _namespace(namespace: object, user_id: str | None, what: str) -> tuple[str, 
     return limits.confine(namespace, user_id, what)
 
 
-def build_auth(settings: AuthSettings) -> Auth:
-    """The ``Auth`` object for ``settings``: a verifier and the handlers described above."""
-    verifier = TokenVerifier(settings) if settings.enabled else None
+def build_auth(settings: AuthSettings, verifier: TokenVerifier | None) -> Auth:
+    """The ``Auth`` object for ``settings``: ``verifier`` (None when auth is off) and the handlers above."""
     auth = Auth()
 
     @auth.authenticate
@@ -224,6 +226,8 @@ def caller_user_id(settings: AuthSettings, user: object | None) -> str:
 
 
 SETTINGS = load_settings()
+# One verifier for the auth handler and the gate (deployment.gate): one JWKS cache.
+VERIFIER = TokenVerifier(SETTINGS) if SETTINGS.enabled else None
 if SETTINGS.enabled:
     logger.info(
         "Auth is on: %s.",
@@ -233,4 +237,4 @@ if SETTINGS.enabled:
     )
 else:
     logger.warning("Auth is off: any client may act as any user. Set AUTH_* variables to turn it on (README).")
-auth = build_auth(SETTINGS)
+auth = build_auth(SETTINGS, VERIFIER)

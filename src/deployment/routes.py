@@ -28,12 +28,15 @@ from langgraph.store.base import BaseStore, Item
 from langgraph_api.store import get_store
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from deployment import limits
 from deployment.auth import SETTINGS, caller_user_id
+from deployment.gate import AuthGate
+from deployment.loopback_errors import LoopbackErrors
 from deployment.tokens import AuthSettings, TokenError
 from memory.history import Action, Provenance, forget, record_change
 from memory.records import (
@@ -595,6 +598,8 @@ def build_app(settings: AuthSettings = SETTINGS) -> Starlette:
             Route("/me/export", export, methods=["GET"]),
         ],
         exception_handlers={ApiError: _api_error},
+        # The server runs this app's middleware in front of every route it serves, not only these.
+        middleware=[Middleware(AuthGate), Middleware(LoopbackErrors)],
     )
     application.state.auth_settings = settings
     return application

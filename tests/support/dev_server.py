@@ -111,6 +111,7 @@ class DevServer:
         n_jobs_per_worker: int | None = 4,
         extra_args: Sequence[str] = (),
         unset: Sequence[str] = (),
+        config_overrides: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.config_path = Path(config_path).resolve()
         self.env = dict(env or {})
@@ -119,6 +120,7 @@ class DevServer:
         self.n_jobs_per_worker = n_jobs_per_worker
         self.extra_args = list(extra_args)
         self.unset = frozenset(unset)
+        self.config_overrides = dict(config_overrides or {})
         self._owns_workdir = workdir is None
         self._workdir = Path(workdir).resolve() if workdir is not None else None
         self._port: int | None = None
@@ -285,6 +287,8 @@ class DevServer:
         """The config with paths absolute and the harness's variables taking precedence."""
         config: dict[str, Any] = json.loads(self.config_path.read_text())
         base = self.config_path.parent
+        for section, values in self.config_overrides.items():
+            config[section] = {**(config.get(section) or {}), **values}
 
         graphs = config.get("graphs") or {}
         for name, spec in graphs.items():

@@ -1,19 +1,21 @@
-"""One `langgraph dev` with auth on (HS256 tokens plus a static development token), models scripted."""
+"""`langgraph dev` with auth on (HS256 tokens plus a static development token), models scripted.
 
+One server per persistence backend: every test using ``secure_server`` runs on both. The
+servers live as long as this package's tests, so they stop before the rest of the suite runs.
+"""
+
+import asyncio
 import uuid
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
-from tests.e2e.conftest import CONFIG
+from tests.e2e.conftest import BACKENDS, CONFIG, backend_env
+from tests.e2e.security.attacks import SECRET, A, Ledger, Victim, prepare_victim
 from tests.support.dev_server import DevServer
 from tests.support.fake_openai import FakeOpenAI, Rule
-from tests.support.tokens import bearer, hs256, hs256_env
+from tests.support.tokens import hs256_env
 
-# Everything user A tells the service carries this marker: if it appears in anything another
-# user receives (a response, or a prompt of their runs), A's data leaked.
-SECRET = f"S3CR3T-{uuid.uuid4().hex[:12]}"
 CAROL_STATIC_TOKEN = f"carol-dev-token-{uuid.uuid4().hex}"
 
 RULES: list[Rule] = [
@@ -43,25 +45,44 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(line)
 
 
-def token(user_id: str, *, admin: bool = False) -> str:
-    """A valid token for ``user_id`` on ``secure_server``."""
-    return hs256(user_id, roles=["admin"] if admin else [])
-
-
-def http_client(server: DevServer, token: str | None) -> httpx.AsyncClient:
-    """Raw HTTP as the holder of ``token`` (no Authorization header when None)."""
-    # trust_env=False: a proxy configured for package registries must not see loopback calls.
-    return httpx.AsyncClient(base_url=server.url, headers=bearer(token) if token else {}, trust_env=False, timeout=60)
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def security_fake() -> Iterator[FakeOpenAI]:
     with FakeOpenAI(RULES) as fake:
         yield fake
 
 
-@pytest.fixture(scope="session")
-def secure_server(security_fake: FakeOpenAI) -> Iterator[DevServer]:
-    env = {**security_fake.env(), **hs256_env(), "AUTH_STATIC_TOKENS": f"{CAROL_STATIC_TOKEN}=carol"}
+@pytest.fixture(scope="package", params=BACKENDS)
+def secure_backend(request: pytest.FixtureRequest) -> str:
+    """The persistence backend of ``secure_server``."""
+    backend: str = request.param
+    return backend
+
+
+@pytest.fixture(scope="package")
+def secure_server(
+    request: pytest.FixtureRequest, secure_backend: str, security_fake: FakeOpenAI
+) -> Iterator[DevServer]:
+    env = {
+        **security_fake.env(),
+        **backend_env(request, secure_backend),
+        **hs256_env(),
+        "AUTH_STATIC_TOKENS": f"{CAROL_STATIC_TOKEN}=carol",
+    }
     with DevServer(CONFIG, env=env) as dev_server:
         yield dev_server
+
+
+@pytest.fixture(scope="module")
+def victim(secure_server: DevServer) -> Victim:
+    """User A with data of every kind on ``secure_server``: a user of its own per test module and backend."""
+    return asyncio.run(prepare_victim(secure_server, f"{A}-{uuid.uuid4().hex[:8]}"))
+
+
+@pytest.fixture(scope="module")
+def ledger(request: pytest.FixtureRequest, secure_backend: str) -> Iterator[Ledger]:
+    """The attempts of a test module on one backend; reported after the run, failing on any leak."""
+    book = Ledger()
+    yield book
+    line = book.summary(f"{request.module.__name__.rsplit('.', 1)[-1]} [{secure_backend}]")
+    SUMMARIES.append(line)
+    assert not book.leaks, line

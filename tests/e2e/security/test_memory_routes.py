@@ -19,7 +19,8 @@ from schemathesis.core.result import Ok
 from schemathesis.schemas import APIOperation
 
 from tests.e2e.conftest import agent_prompts
-from tests.e2e.security.conftest import SUMMARIES, http_client, token
+from tests.e2e.security.attacks import http_client, token
+from tests.e2e.security.conftest import SUMMARIES
 from tests.support.dev_server import DevServer
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.tokens import bearer
@@ -258,8 +259,10 @@ def operations(schema: schemathesis.BaseSchema) -> list[APIOperation]:
 
 @pytest.fixture(scope="module")
 def routes_schema(secure_server: DevServer) -> dict[str, Any]:
-    """The server's OpenAPI document, as clients get it."""
-    document: dict[str, Any] = httpx.get(f"{secure_server.url}/openapi.json", trust_env=False, timeout=30).json()
+    """The server's OpenAPI document, as clients get it (with a token, like every route but /ok)."""
+    url = f"{secure_server.url}/openapi.json"
+    response = httpx.get(url, headers=bearer(token(new_user())), trust_env=False, timeout=30)
+    document: dict[str, Any] = response.raise_for_status().json()
     return document
 
 

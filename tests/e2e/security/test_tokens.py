@@ -1,7 +1,9 @@
 """Authentication on `langgraph dev`: only a valid token gets in, on every surface.
 
-HS256 (shared secret) on the session's secure server; RS256 with a PEM public key and with a
-JWKS endpoint on servers of their own. Every refused token gets 401 and a reason.
+HS256 (shared secret) on the session's secure servers; RS256 with a PEM public key and with a
+JWKS endpoint served on loopback by the test, on servers of their own (JWKS on both backends).
+Every refused token gets 401 and a reason, from the auth handler or, on the routes it never
+sees (``/info``, ``/openapi.json``), from the gate in front of them.
 """
 
 from collections.abc import Iterator
@@ -10,14 +12,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import CONFIG
-from tests.e2e.security.conftest import CAROL_STATIC_TOKEN, http_client, token
+from tests.e2e.conftest import CONFIG, backend_env
+from tests.e2e.security.attacks import http_client, token
+from tests.e2e.security.conftest import CAROL_STATIC_TOKEN
 from tests.support.dev_server import DevServer
 from tests.support.tokens import AUDIENCE, ISSUER, JwksServer, RsaKey, hs256, unsigned
 
 
 def surfaces(user_id: str) -> list[tuple[str, str, dict[str, Any] | None]]:
-    """One request per surface (threads, runs, store, assistants, memory routes) that ``user_id`` may make."""
+    """One request per surface (threads, runs, store, assistants, memory and meta routes) ``user_id`` may make."""
     return [
         ("POST", "/threads/search", {}),
         ("POST", "/runs/wait", {"assistant_id": "agent", "input": {"messages": []}}),
@@ -25,6 +28,8 @@ def surfaces(user_id: str) -> list[tuple[str, str, dict[str, Any] | None]]:
         ("POST", "/assistants/search", {}),
         ("GET", "/me/memories", None),
         ("GET", "/me/export", None),
+        ("GET", "/info", None),
+        ("GET", "/openapi.json", None),
     ]
 
 
@@ -94,10 +99,12 @@ def pem_server(rsa_key: RsaKey) -> Iterator[DevServer]:
 
 
 @pytest.fixture(scope="module")
-def jwks_server(rsa_key: RsaKey) -> Iterator[tuple[DevServer, JwksServer]]:
+def jwks_server(
+    request: pytest.FixtureRequest, rsa_key: RsaKey, secure_backend: str
+) -> Iterator[tuple[DevServer, JwksServer]]:
     with JwksServer([rsa_key]) as jwks:
         env = {"AUTH_JWKS_URL": jwks.url, "AUTH_JWT_ISSUER": ISSUER, "AUTH_JWT_AUDIENCE": AUDIENCE}
-        with DevServer(CONFIG, env=env) as server:
+        with DevServer(CONFIG, env={**env, **backend_env(request, secure_backend)}) as server:
             yield server, jwks
 
 
@@ -112,9 +119,13 @@ async def test_rs256_with_a_public_key(pem_server: DevServer, rsa_key: RsaKey) -
 
 async def test_rs256_with_keys_from_a_jwks_endpoint(jwks_server: tuple[DevServer, JwksServer], rsa_key: RsaKey) -> None:
     server, jwks = jwks_server
-    async with http_client(server, rsa_key.sign("alice")) as alice:
-        assert (await alice.get("/me/memories")).status_code == 200
+    for path, status, text in await statuses(server, {"Authorization": f"Bearer {rsa_key.sign('alice')}"}):
+        assert status == 200, (path, status, text)
     assert jwks.requests >= 1
+    async with http_client(server, rsa_key.sign("alice")) as alice:
+        thread = (await alice.post("/threads", json={})).json()["thread_id"]
+    async with http_client(server, rsa_key.sign("bob")) as bob:
+        assert (await bob.get(f"/threads/{thread}")).status_code == 404
     await assert_refused(server, {"Authorization": f"Bearer {RsaKey().sign('alice')}"}, "No trusted signing key")
     forged = RsaKey().sign("alice", kid=rsa_key.kid)
     await assert_refused(server, {"Authorization": f"Bearer {forged}"}, "signature")
