@@ -61,9 +61,8 @@ MEMORY = "memory"
 FULL_CONTEXT = "full-context"
 DEFAULT_JUDGE = "openai:gpt-4o-mini"  # the judge of mem0's published LoCoMo figures
 # A failed call (after the provider client's own quick retries) is tried this many times in
-# all, waiting RETRY_BASE_DELAY seconds, then twice that, ...: enough to ride out a rate limit.
+# all, waiting --retry-delay seconds, then twice that, ...: enough to ride out a rate limit.
 RETRY_ATTEMPTS = 3
-RETRY_BASE_DELAY = 5.0
 
 SHORT_ANSWER = """
 
@@ -124,7 +123,7 @@ class CallFailed(Exception):
     """A model call (or memory run) still failed after ``RETRY_ATTEMPTS`` tries."""
 
 
-async def retrying(what: str, call: Callable[[], Awaitable[T]]) -> T:
+async def retrying(what: str, call: Callable[[], Awaitable[T]], base_delay: float) -> T:
     """``call()``, tried again with exponential backoff when it raises; ``CallFailed`` at the end."""
     for attempt in range(1, RETRY_ATTEMPTS + 1):
         try:
@@ -133,7 +132,7 @@ async def retrying(what: str, call: Callable[[], Awaitable[T]]) -> T:
             reason = f"{type(error).__name__}: {error}"
             if attempt == RETRY_ATTEMPTS:
                 raise CallFailed(f"{what} failed {attempt} times; last: {reason}") from error
-            delay = RETRY_BASE_DELAY * 2 ** (attempt - 1)
+            delay = base_delay * 2 ** (attempt - 1)
             progress(f"{what} failed ({reason[:200]}); try {attempt + 1}/{RETRY_ATTEMPTS} in {delay:g} s")
             await asyncio.sleep(delay)
     raise AssertionError("unreachable")
@@ -218,8 +217,11 @@ async def restore_items(store: InMemoryStore, items: Sequence[dict[str, Any]]) -
 class Run:
     """One harness run over some conversations, writing to (and resuming from) a results file."""
 
-    def __init__(self, results: ResultsFile, models: Models, systems: Sequence[str], concurrency: int) -> None:
+    def __init__(
+        self, results: ResultsFile, models: Models, systems: Sequence[str], concurrency: int, retry_delay: float
+    ) -> None:
         self.results = results
+        self.retry_delay = retry_delay
         self.models = models
         self.systems = list(systems)
         self.slots = asyncio.Semaphore(concurrency)
@@ -293,6 +295,7 @@ class Run:
                     await retrying(
                         f"{conversation.sample_id} memory run of session {session.number}",
                         partial(graph.ainvoke, run_input, config, context=context),
+                        self.retry_delay,
                     )
                 progress(
                     f"{conversation.sample_id}: session {number}/{len(conversation.sessions)} remembered "
@@ -337,7 +340,7 @@ class Run:
                 if previous.get("answer") is not None:
                     record |= {k: previous[k] for k in ("answer", "memory_tokens", "prompt_tokens", "latency_s")}
                 else:
-                    answer = await retrying(f"{name} answer", lambda: answer_with(question.question))
+                    answer = await retrying(f"{name} answer", lambda: answer_with(question.question), self.retry_delay)
                     record |= {
                         "answer": answer.text,
                         "memory_tokens": answer.memory_tokens,
@@ -347,6 +350,7 @@ class Run:
                 verdict, label = await retrying(
                     f"{name} judge",
                     lambda: judge(self.models.judge, question.question, question.answer, record["answer"]),
+                    self.retry_delay,
                 )
                 record |= {"status": "ok", "verdict": verdict, "label": label}
             except CallFailed as error:
@@ -478,6 +482,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--judge", default=DEFAULT_JUDGE, help=f"judge model (default: {DEFAULT_JUDGE})")
     parser.add_argument("--concurrency", type=int, default=4, help="model calls (or memory runs) at once")
     parser.add_argument("--baseline", choices=[FULL_CONTEXT], help="also answer with the whole conversation")
+    parser.add_argument("--retry-delay", type=float, default=5.0, help="seconds before the first retry (doubling)")
     parser.add_argument("--results", type=Path, default=Path("locomo-results.jsonl"), help="JSONL results file")
     args = parser.parse_args(argv)
     if args.concurrency < 1:
@@ -497,7 +502,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"locomo: {error}", file=sys.stderr)
         return 2
     systems = [MEMORY] + ([FULL_CONTEXT] if args.baseline else [])
-    asyncio.run(Run(results, models, systems, args.concurrency).evaluate(conversations))
+    asyncio.run(Run(results, models, systems, args.concurrency, args.retry_delay).evaluate(conversations))
     sections, last_line, failed = summarize(conversations, results, systems)
     print("\n\n".join(section.render() for section in sections))
     if failed:
