@@ -157,10 +157,21 @@ def succeeded(done: subprocess.CompletedProcess[str], status: int = 0) -> list[s
     return done.stdout.splitlines()
 
 
-def test_ingests_answers_from_recall_and_judges(env: Path, fake: FakeOpenAI, tmp_path: Path) -> None:
+def test_ingests_answers_from_recall_and_judges_retrying_a_judge_that_fails_once(
+    env: Path, fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    # A 400 is not retried by the OpenAI client itself: the harness's own retry must do it.
+    fails_once: Rule = {
+        "when": {"model": JUDGE_MODEL, "contains": "Gold answer: Lyon"},
+        "then": {"error": 400},
+        "times": 1,
+    }
+    fake.set_rules([fails_once, *RULES])
     results = tmp_path / "results.jsonl"
 
-    out = succeeded(run(env, results, "--baseline", "full-context"))
+    done = run(env, results, "--baseline", "full-context")
+
+    out = succeeded(done)
 
     j, questions, memory_tokens = LAST_LINE.fullmatch(out[-1]).groups()  # type: ignore[union-attr]
     assert (j, questions) == ("0.667", "3")
@@ -181,6 +192,7 @@ def test_ingests_answers_from_recall_and_judges(env: Path, fake: FakeOpenAI, tmp
     by_question = {(r["system"], r["question"]): r for r in records(results, "question")}
     lyon = by_question[("memory", "Where does Ana live?")]
     assert (lyon["answer"], lyon["label"]) == ("Lyon", "CORRECT")
+    assert re.search(r"q0 \((memory|full-context)\) judge failed \(.*try 2/3", done.stderr)
     assert lyon["verdict"] == 'The answers name the same thing. {"label": "CORRECT"}'
     assert lyon["memory_tokens"] > 0 and lyon["prompt_tokens"] > lyon["memory_tokens"]
     dog = by_question[("memory", "What is the name of Ben's dog?")]
@@ -189,7 +201,7 @@ def test_ingests_answers_from_recall_and_judges(env: Path, fake: FakeOpenAI, tmp
     assert by_question[("full-context", "Where does Ana live?")]["memory_tokens"] > int(memory_tokens)
 
 
-def test_a_stopped_run_resumes_where_it_stopped_with_the_same_totals(
+def test_a_stopped_run_resumes_where_it_stopped_with_the_same_totals_and_other_settings_are_refused(
     env: Path, fake: FakeOpenAI, tmp_path: Path
 ) -> None:
     results = tmp_path / "results.jsonl"
@@ -214,24 +226,11 @@ def test_a_stopped_run_resumes_where_it_stopped_with_the_same_totals(
     assert succeeded(run(env, results))[-1] == complete[-1]
     assert len(calls(fake, ANSWER_MODEL)) == 2  # nothing was left to do
 
-
-def test_a_judge_that_fails_once_is_retried_and_counted(env: Path, fake: FakeOpenAI, tmp_path: Path) -> None:
-    # A 400 is not retried by the OpenAI client itself: the harness's own retry must do it.
-    fails_once: Rule = {
-        "when": {"model": JUDGE_MODEL, "contains": "Gold answer: Lyon"},
-        "then": {"error": 400},
-        "times": 1,
-    }
-    fake.set_rules([fails_once, *RULES])
-    results = tmp_path / "results.jsonl"
-
-    done = run(env, results)
-
-    assert succeeded(done)[-1].startswith("locomo: J=0.667 questions=3 ")
-    assert "q0 (memory) judge failed (" in done.stderr and "try 2/3" in done.stderr
-    assert len([c for c in calls(fake, JUDGE_MODEL) if "Gold answer: Lyon" in c]) == 2
-    lyon = next(r for r in records(results, "question") if r["index"] == 0)
-    assert (lyon["status"], lyon["label"]) == ("ok", "CORRECT")
+    before = results.read_text()
+    refused = run(env, results, "--judge", "openai:another-judge")
+    assert refused.returncode == 2
+    assert "holds results of a run with other settings" in refused.stderr
+    assert results.read_text() == before
 
 
 def test_a_judge_that_keeps_failing_is_recorded_then_retried_by_the_next_run(
@@ -254,15 +253,3 @@ def test_a_judge_that_keeps_failing_is_recorded_then_retried_by_the_next_run(
     assert succeeded(run(env, results))[-1].startswith("locomo: J=0.667 questions=3 ")
     assert calls(fake, ANSWER_MODEL) == []  # the answer was kept; only the verdict was missing
     assert len(calls(fake, JUDGE_MODEL)) == 1
-
-
-def test_a_results_file_of_other_settings_is_not_mixed_in(env: Path, tmp_path: Path) -> None:
-    results = tmp_path / "results.jsonl"
-    succeeded(run(env, results))
-    before = results.read_text()
-
-    refused = run(env, results, "--judge", "openai:another-judge")
-
-    assert refused.returncode == 2
-    assert "holds results of a run with other settings" in refused.stderr
-    assert results.read_text() == before
