@@ -14,16 +14,17 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from bench.locomo_data import load_conversations, session_messages
 
 from memory.records import message_time
-from tests.support.fake_openai import FakeOpenAI, Rule, flatten_content
+from tests.support.fake_openai import FakeOpenAI, Rule, RuleThen, flatten_content
 
 ANSWER_MODEL, JUDGE_MODEL, MEMORY_MODEL = "locomo-answer", "locomo-judge", "locomo-memory"
 
-CONVERSATION = {
+CONVERSATION: dict[str, Any] = {
     "sample_id": "tiny-1",
     "conversation": {
         "speaker_a": "Ana",
@@ -48,11 +49,11 @@ CONVERSATION = {
 }
 
 
-def _memory(content: str) -> dict[str, object]:
+def _memory(content: str) -> RuleThen:
     return {"tool_calls": [{"name": "Memory", "arguments": {"content": content}}]}
 
 
-def _verdict(label: str) -> dict[str, object]:
+def _verdict(label: str) -> RuleThen:
     return {"content": f'The answers name the same thing. {{"label": "{label}"}}'}
 
 
