@@ -38,6 +38,9 @@ class MemoryCollection:
     """Set for a single document per user (updated in place); None for a collection."""
     deletes: bool = True
     """Whether the extractor may delete contradicted records (collections only)."""
+    shared_document: bool = False
+    """A document that other schemas also write (the profile): stored fields the extractor did
+    not produce are kept, so one assistant's schema never erases another's fields."""
 
 
 def _comparable(content: Any) -> Any:
@@ -64,11 +67,14 @@ async def consolidate(
         items = await store.asearch(namespace, query=query, limit=related_limit)
         existing = {item.key: item.value for item in items}
     shown = {k: collection.from_record(v) for k, v in existing.items()}
+    if key is not None:
+        # A document with none of this schema's fields yet is created, not patched.
+        shown = {k: (kind, content) for k, (kind, content) in shown.items() if content}
     manager = create_memory_manager(
         model,
         schemas=list(collection.schemas),
         instructions=collection.instructions,
-        enable_inserts=key is None or not existing,
+        enable_inserts=key is None or not shown,
         enable_updates=True,
         enable_deletes=key is None and collection.deletes,
     )
@@ -78,14 +84,21 @@ async def consolidate(
     for memory in extracted:
         target = key or memory.id
         before = existing.get(target)
-        if not isinstance(memory.content, BaseModel) or type(memory.content).__name__ == "RemoveDoc":
+        if type(memory.content).__name__ == "RemoveDoc":
             if key is None and before is not None:
                 await store.adelete(namespace, target)
                 await record_change(store, user_id, namespace, target, "delete", before, None, provenance)
             continue
+        # langmem hands back the records it left alone as they were shown, e.g. plain dicts.
+        if not isinstance(memory.content, BaseModel):
+            continue
         if target in shown and _comparable(memory.content) == _comparable(shown[target][1]):
             continue
         value = collection.to_record(memory.content)
+        if collection.shared_document and before is not None:
+            value = {**before, **value}
+        if value == before:
+            continue
         await store.aput(namespace, target, value, index=False if key is not None else None)
         action: Action = "create" if before is None else "update"
         await record_change(store, user_id, namespace, target, action, before, value, provenance)
