@@ -168,7 +168,7 @@ async def _run_mode(name: str, template: bool, messages: list[AnyMessage]) -> Mo
     model = ScriptedChatModel(respond=extractor.respond)
     context = MemoryContext(user_id=USER_ID, max_messages_per_batch=200) if template else MemoryContext(user_id=USER_ID)
 
-    def load_model(spec: str) -> BaseChatModel:
+    def load_model(spec: str, **client: object) -> BaseChatModel:
         return model
 
     run_chars: list[int] = []

@@ -12,11 +12,14 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AnyMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.errors import GraphRecursionError
 from langgraph.store.base import BaseStore
 from langmem import create_memory_manager
 from pydantic import BaseModel
 
 from memory.history import Action, Provenance, record_change
+from memory_graph.budget import CallLog, MeteredChatModel, RunBudget, UnusableOutput
 
 # A stored value -> (schema name, current content) as the extractor is shown it.
 FromRecord = Callable[[dict[str, Any]], tuple[str, Any]]
@@ -43,6 +46,16 @@ class MemoryCollection:
     not produce are kept, so one assistant's schema never erases another's fields."""
 
 
+def extractor_config(attempts: int) -> RunnableConfig:
+    """Limits of one extraction, set here so that it never inherits the memory run's recursion limit.
+
+    trustcall reads ``max_attempts`` for its repair rounds; its "Fix the validation error"
+    loop is not counted by them, so only the step limit ends that loop. A valid answer
+    takes two steps, and each repair round three (patch, sync, validate).
+    """
+    return {"recursion_limit": 3 * attempts + 3, "configurable": {"max_attempts": attempts}}
+
+
 def _comparable(content: Any) -> Any:
     return content.model_dump() if isinstance(content, BaseModel) else content
 
@@ -57,8 +70,15 @@ async def consolidate(
     related_limit: int,
     user_id: str,
     provenance: Provenance,
+    budget: RunBudget,
+    attempts: int,
 ) -> None:
-    """Insert new records, update changed ones, delete contradicted ones; log each change."""
+    """Insert new records, update changed ones, delete contradicted ones; log each change.
+
+    The extraction makes at most the calls ``budget`` still allows and gets ``attempts`` to
+    produce valid memories. It raises an ``ExtractionError`` (and writes nothing) if the
+    provider failed, the budget ran out, or none of the model's answers could be used.
+    """
     namespace, key = collection.namespace, collection.document_key
     if key is not None:
         item = await store.aget(namespace, key)
@@ -70,17 +90,26 @@ async def consolidate(
     if key is not None:
         # A document with none of this schema's fields yet is created, not patched.
         shown = {k: (kind, content) for k, (kind, content) in shown.items() if content}
+    log = CallLog()
+    metered = MeteredChatModel(base=model, budget=budget, log=log)
     manager = create_memory_manager(
-        model,
+        metered,
         schemas=list(collection.schemas),
         instructions=collection.instructions,
         enable_inserts=key is None or not shown,
         enable_updates=True,
         enable_deletes=key is None and collection.deletes,
     )
-    extracted = await manager.ainvoke(
-        {"messages": list(transcript), "existing": [(k, kind, content) for k, (kind, content) in shown.items()]}
-    )
+    payload = {"messages": list(transcript), "existing": [(k, kind, content) for k, (kind, content) in shown.items()]}
+    try:
+        extracted = await manager.ainvoke(payload, extractor_config(attempts))
+    except GraphRecursionError as error:
+        log.raise_failure(nothing_extracted=True)
+        raise UnusableOutput(
+            f"The model did not produce valid memories within {attempts} attempts: "
+            f"{'; '.join(log.unusable[-3:]) or 'it kept answering with patches that could not be applied'}."
+        ) from error
+    log.raise_failure(nothing_extracted=not any(isinstance(memory.content, BaseModel) for memory in extracted))
     for memory in extracted:
         target = key or memory.id
         before = existing.get(target)
