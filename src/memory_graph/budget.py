@@ -116,10 +116,16 @@ def _tool_names(tools: Sequence[Any]) -> list[str]:
 
 
 def _problems(message: AIMessage, offered: Sequence[str]) -> list[str]:
-    problems = [f"a call of tool {call['name']!r}, which was not offered" for call in message.tool_calls]
-    problems = [p for p, call in zip(problems, message.tool_calls, strict=True) if call["name"] not in offered]
+    """What in an answer the extractor cannot use; trustcall drops some of it silently or loops on it."""
+    problems = [
+        f"a call of tool {c['name']!r}, which was not offered" for c in message.tool_calls if c["name"] not in offered
+    ]
+    problems += [f"tool call arguments that are not valid JSON ({c.get('error')})" for c in message.invalid_tool_calls]
     problems += [
-        f"tool call arguments that are not valid JSON ({call.get('error')})" for call in message.invalid_tool_calls
+        "a PatchDoc call without json_doc_id or without a list of patches"
+        for c in message.tool_calls
+        if c["name"] == "PatchDoc"
+        and ("json_doc_id" not in c["args"] or not isinstance(c["args"].get("patches"), list))
     ]
     return problems
 
@@ -199,7 +205,6 @@ class MeteredChatModel(BaseChatModel):
         except Exception as error:
             # Not something the model can fix: stop here rather than let trustcall ask it to.
             self.log.provider_error = error
-            self._count(messages, None)
             return self._stop()
         message = answer if isinstance(answer, AIMessage) else AIMessage(content=answer.content)
         self._count(messages, message)

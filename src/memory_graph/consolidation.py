@@ -50,10 +50,11 @@ def extractor_config(attempts: int) -> RunnableConfig:
     """Limits of one extraction, set here so that it never inherits the memory run's recursion limit.
 
     trustcall reads ``max_attempts`` for its repair rounds; its "Fix the validation error"
-    loop is not counted by them, so only the step limit ends that loop. A valid answer
-    takes two steps, and each repair round three (patch, sync, validate).
+    loop is not counted by them, so only the step limit ends that loop (one model call a
+    step). The first answer takes two steps (extract, validate), each further attempt three
+    (patch, sync, validate); one step is spare.
     """
-    return {"recursion_limit": 3 * attempts + 3, "configurable": {"max_attempts": attempts}}
+    return {"recursion_limit": 3 * attempts + 1, "configurable": {"max_attempts": attempts}}
 
 
 def _comparable(content: Any) -> Any:
@@ -109,14 +110,37 @@ async def consolidate(
             f"The model did not produce valid memories within {attempts} attempts: "
             f"{'; '.join(log.unusable[-3:]) or 'it kept answering with patches that could not be applied'}."
         ) from error
-    log.raise_failure(nothing_extracted=not any(isinstance(memory.content, BaseModel) for memory in extracted))
+    changes = _changes(collection, existing, shown, extracted)
+    log.raise_failure(nothing_extracted=not changes)
+    for target, before, value in changes:
+        if value is None:
+            await store.adelete(namespace, target)
+            await record_change(store, user_id, namespace, target, "delete", before, None, provenance)
+            continue
+        await store.aput(namespace, target, value, index=False if key is not None else None)
+        action: Action = "create" if before is None else "update"
+        await record_change(store, user_id, namespace, target, action, before, value, provenance)
+
+
+# (key, value before, value after); after is None for a deletion.
+Change = tuple[str, dict[str, Any] | None, dict[str, Any] | None]
+
+
+def _changes(
+    collection: MemoryCollection,
+    existing: dict[str, dict[str, Any]],
+    shown: dict[str, tuple[str, Any]],
+    extracted: Sequence[Any],
+) -> list[Change]:
+    """What the extraction asks to write: new and changed records, and deletions."""
+    key = collection.document_key
+    changes: list[Change] = []
     for memory in extracted:
         target = key or memory.id
         before = existing.get(target)
         if type(memory.content).__name__ == "RemoveDoc":
             if key is None and before is not None:
-                await store.adelete(namespace, target)
-                await record_change(store, user_id, namespace, target, "delete", before, None, provenance)
+                changes.append((target, before, None))
             continue
         # langmem hands back the records it left alone as they were shown, e.g. plain dicts.
         if not isinstance(memory.content, BaseModel):
@@ -126,10 +150,8 @@ async def consolidate(
         value = collection.to_record(memory.content)
         if collection.shared_document and before is not None:
             value = {**before, **value}
-        if value == before:
-            continue
-        await store.aput(namespace, target, value, index=False if key is not None else None)
-        action: Action = "create" if before is None else "update"
-        await record_change(store, user_id, namespace, target, action, before, value, provenance)
+        if value != before:
+            changes.append((target, before, value))
         if key is not None:
             break
+    return changes

@@ -363,9 +363,8 @@ async def finish_batch(state: MemoryState, runtime: Runtime[MemoryContext]) -> d
     )
     if failure["status"] == "retrying":
         await _schedule_retry(state, runtime, failures.waiting_seconds(failure))
-        return {
-            "stop_reason": f"The batch failed (attempt {failure['attempts']}); retried after {failure['retry_at']}."
-        }
+        attempt, retry_at = failure["attempts"], failure["retry_at"]
+        return {"stop_reason": f"The batch failed (attempt {attempt}: {error}); it is retried after {retry_at}."}
     logger.warning(
         "Memory batch of conversation %s (user %s) set aside after %d attempts: %s",
         _thread_key(state),

@@ -78,7 +78,8 @@ def profile(user_id: str, settings: ProfileSettings) -> MemoryCollection:
         profile_namespace(user_id),
         [schema],
         settings.instructions,
-        to_record=_dump,
+        # Only the fields the extraction set: defaults would overwrite what other schemas stored.
+        to_record=lambda content: content.model_dump(mode="json", exclude_unset=True),
         from_record=lambda value: (name, {k: v for k, v in value.items() if k in fields}),
         document_key=PROFILE_KEY,
         shared_document=True,
