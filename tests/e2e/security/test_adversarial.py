@@ -20,7 +20,7 @@ import pytest
 
 from agent.scheduling import memory_thread_id
 from tests.e2e.security.conftest import RULES, SECRET, SUMMARIES, http_client, token
-from tests.support.dev_server import DevServer
+from tests.support.dev_server import MEMORY_THREAD_SECRET, DevServer
 from tests.support.fake_openai import FakeOpenAI, Rule, ToolCallSpec, flatten_content
 
 A, B = "alice", "bob"
@@ -134,7 +134,7 @@ async def prepare_victim(server: DevServer) -> Victim:
             alice, chat_thread, f"Please remember my locker code is {SECRET}", context={"memory_delay_seconds": 1}
         )
         assert reply.status_code == 200 and "__error__" not in reply.json(), reply.text
-        memory_thread = memory_thread_id(A, chat_thread)
+        memory_thread = memory_thread_id(A, chat_thread, MEMORY_THREAD_SECRET)
         memory_runs = await settle(alice, memory_thread)
         assert [run["status"] for run in memory_runs] == ["success"], memory_runs
         (await alice.patch("/me/profile", json={"name": f"Alice {SECRET}"})).raise_for_status()
@@ -144,7 +144,7 @@ async def prepare_victim(server: DevServer) -> Victim:
             alice, pending_thread, f"More about my locker {SECRET}", context={"memory_delay_seconds": 3600}
         )
         assert reply.status_code == 200, reply.text
-        pending = (await alice.get(f"/threads/{memory_thread_id(A, pending_thread)}/runs")).json()
+        pending = (await alice.get(f"/threads/{memory_thread_id(A, pending_thread, MEMORY_THREAD_SECRET)}/runs")).json()
         assert [run["status"] for run in pending] == ["pending"], pending
 
         memories = (await alice.get("/me/memories")).raise_for_status().json()["items"]
@@ -152,7 +152,7 @@ async def prepare_victim(server: DevServer) -> Victim:
         ids = {
             "chat_thread": chat_thread,
             "memory_thread": memory_thread,
-            "pending_thread": memory_thread_id(A, pending_thread),
+            "pending_thread": memory_thread_id(A, pending_thread, MEMORY_THREAD_SECRET),
         }
         chat_runs = (await alice.get(f"/threads/{chat_thread}/runs")).json()
         return Victim(
