@@ -148,3 +148,28 @@ async def test_the_budget_stops_a_run_cleanly(openai: FakeOpenAI, store: InMemor
     assert "budget" in failure["error"] and "max_model_calls" in failure["error"]
     assert await load_processed_count(store, "ada", "chat", CONVERSATION) == 0
     assert result["report"]["model_calls"] == 4
+
+
+async def test_a_set_aside_batch_is_processed_again_on_request(openai: FakeOpenAI, store: InMemoryStore) -> None:
+    openai.set_rules(misbehaving_rules("server_error"))
+    for _ in range(3):
+        await memory_run(store)
+    [(key, failure)] = await failures.all_records(store, "ada")
+    assert failure["status"] == "set_aside"
+
+    openai.set_rules(
+        [
+            {
+                "when": {"tool": "Memory"},
+                "then": {"tool_calls": [{"name": "Memory", "arguments": {"content": "User moved to Lyon"}}]},
+            }
+        ]
+    )
+    await memory_run(store)
+    assert await texts(store) == [], "a set-aside batch waits for its owner"
+    requested = await failures.request_retry(store, "ada", key)
+    assert requested is not None and requested["status"] == "retry_requested"
+    result = await memory_run(store)
+    assert await texts(store) == ["User moved to Lyon"]
+    assert await failures.all_records(store, "ada") == []
+    assert result["report"]["batches_processed"] == 1
