@@ -82,12 +82,9 @@ async def test_a_runaway_model_is_bounded_set_aside_and_retried_on_request_while
     marker = f"marker-{uuid.uuid4().hex[:8]}"
     fake.set_rules(misbehaving_rules("patch_without_id"))
     async with as_user(server, "admin", admin=True) as admin:
-        memory_assistant = (
-            await admin.post(
-                "/assistants",
-                json={"graph_id": "memory_graph", "context": {"retry_delay_seconds": 1, "batch_attempts": 2}},
-            )
-        ).raise_for_status().json()["assistant_id"]
+        settings = {"retry_delay_seconds": 1, "batch_attempts": 2}
+        created = await admin.post("/assistants", json={"graph_id": "memory_graph", "context": settings})
+        memory_assistant = created.raise_for_status().json()["assistant_id"]
     context = {"memory_delay_seconds": 0, "memory_assistant_id": memory_assistant}
     async with as_user(server, user) as me:
         # Something to update, so that extraction takes trustcall's patching path.
