@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from bench import (
     Section,
     background_cost,
+    background_isolation,
     debounce,
     progress,
     recall_latency,
@@ -31,6 +32,7 @@ BENCHMARKS: dict[str, Callable[[bool], Awaitable[Section]]] = {
     "recall_quality": recall_quality.run,
     "recall_latency": recall_latency.run,
     "write_throughput": write_throughput.run,
+    "background_isolation": background_isolation.run,
 }
 
 
