@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, cast
 
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AnyMessage, SystemMessage, convert_to_messages, get_buffer_string
 from langgraph.config import get_config
 from langgraph.graph import END, START, StateGraph
@@ -72,7 +73,7 @@ def _thread_key(state: MemoryState) -> str:
     return state.get("chat_thread_id") or str(configurable.get("thread_id", "default"))
 
 
-def _model(context: MemoryContext) -> Any:
+def _model(context: MemoryContext) -> BaseChatModel:
     return load_chat_model(context.model, timeout=context.model_timeout_seconds, max_retries=context.model_max_retries)
 
 
@@ -177,12 +178,12 @@ async def load_batch(state: MemoryState, runtime: Runtime[MemoryContext]) -> dic
     key = failures.failure_key(_thread_key(state), _first_message(conversation, processed))
     update["batch_info"] = _batch_info(state, conversation, processed, batch_end)
     update["failure_key"] = key
-    failed = await failures.load(store, user_id, key)
-    wait = failures.waiting_seconds(failed) if failed else 0.0
+    failed = await failures.load(store, user_id, key) or {}
+    wait = failures.waiting_seconds(failed)
     if wait > 0:
         await _schedule_retry(state, runtime, wait)
         update["done"] = True
-        update["stop_reason"] = f"The next batch failed before; it is tried again after {failed['retry_at']}."  # type: ignore[index]
+        update["stop_reason"] = f"The next batch failed before; it is tried again after {failed['retry_at']}."
     return update
 
 
