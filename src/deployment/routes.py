@@ -123,8 +123,8 @@ class MemoryFailureOut(BaseModel):
     last_failed_at: datetime
     status: Literal["retrying", "set_aside", "retry_requested"] = Field(
         description="'retrying': tried again automatically after `retry_at`; 'set_aside': given up on, "
-        "later messages went ahead (retry it on demand); 'retry_requested': retried by the "
-        "conversation's next memory run."
+        "later messages went ahead (retry it on demand); 'retry_requested': being processed again "
+        "by a memory run of the conversation."
     )
     retry_at: datetime | None
 
@@ -629,9 +629,10 @@ async def list_memory_failures(request: Request) -> Response:
     problems=(401, 404, 409, 422),
 )
 async def retry_memory_failure(request: Request) -> Response:
-    """Ask for a set-aside batch to be processed again, by the next memory run of its conversation.
+    """Ask for a set-aside batch to be processed again: a memory run of its conversation starts at once.
 
-    That run uses the assistant's settings of that time, e.g. another model.
+    It uses the memory assistant's settings of this time, e.g. another model. Should it not
+    start, the conversation's next memory run processes the batch.
     """
     user_id = _user_id(request)
     key = request.path_params["failure_id"]
@@ -647,6 +648,8 @@ async def retry_memory_failure(request: Request) -> Response:
         raise ApiError(409, f"This batch is retried automatically after {current.get('retry_at')}; no need to ask.")
     value = await failures.request_retry(store, user_id, key)
     assert value is not None
+    if value.get("rerun"):
+        await failures.start_run(value["rerun"])
     return _ok(_failure_out(key, value))
 
 

@@ -6,21 +6,29 @@ tries it again once ``retry_at`` has passed, the delay doubling after each failu
 ``batch_attempts`` failures the batch is set aside: the record stays (its owner sees it under
 ``/me/memory-failures`` and in the export) and the cursor moves past it, so the rest of the
 conversation is processed. The owner can ask for a set-aside batch to be retried; the next
-memory run of that conversation then processes it again, with the assistant's settings of
-that time (e.g. after changing the model).
+memory run of that conversation (started at once on a server) processes it again, with the
+memory assistant's settings of that time (e.g. after changing the model).
 
-One record per (conversation, first message of the batch), updated in place.
+One record per (conversation, first message of the batch), updated in place. On a server it
+also holds ``rerun``, the ``runs.create`` arguments of a memory run of the conversation, so
+that asking for a retry starts one at once.
 """
 
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from langgraph.store.base import BaseStore
+from langgraph_sdk import get_client
 
 from memory.records import failure_namespace
 
+logger = logging.getLogger(__name__)
+
 Status = Literal["retrying", "set_aside", "retry_requested"]
+# The context fields the agent passes to a memory run; a rerun carries only these.
+RERUN_CONTEXT = ("user_id", "memory", "agent_assistant_id", "base_prompt")
 # Fixed so that a batch keeps its record key across runs and restarts.
 _KEY_NAMESPACE = uuid.UUID("0b0f3a52-1d7e-4b8e-9c59-5f0f6f3e2a71")
 _MAX_ERROR_CHARS = 2000
@@ -114,3 +122,25 @@ async def request_retry(store: BaseStore, user_id: str, key: str) -> dict[str, A
         value = {**value, "status": "retry_requested"}
         await store.aput(failure_namespace(user_id), key, value, index=False)
     return value
+
+
+async def start_run(request: dict[str, Any], *, after_seconds: int = 0) -> bool:
+    """Start a memory run from ``rerun`` arguments on this server, queued after any run on its thread.
+
+    Returns False (and logs why) if it could not be created: the conversation's next memory
+    run then does the work.
+    """
+    thread_id = str(request["thread_id"])
+    try:
+        await get_client().runs.create(
+            thread_id,
+            str(request["assistant_id"]),
+            input=request["input"],
+            context=request["context"],
+            after_seconds=after_seconds,
+            multitask_strategy="enqueue",
+        )
+    except Exception:
+        logger.exception("Could not start a memory run on thread %s; the next one will cover it.", thread_id)
+        return False
+    return True

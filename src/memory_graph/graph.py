@@ -310,6 +310,23 @@ async def extract_batch(state: MemoryState, runtime: Runtime[MemoryContext]) -> 
     }
 
 
+def _rerun_request(state: MemoryState, runtime: Runtime[MemoryContext]) -> dict[str, Any] | None:
+    """On a server, the ``runs.create`` arguments of another run like this one (None elsewhere).
+
+    Its context holds only what the agent passed, so the memory assistant's settings of that
+    time apply (e.g. a model changed since).
+    """
+    configurable = get_config().get("configurable") or {}
+    if not configurable.get("langgraph_request_id"):
+        return None
+    return {
+        "thread_id": str(configurable["thread_id"]),
+        "assistant_id": str(configurable["assistant_id"]),
+        "input": {"chat_thread_id": _thread_key(state)},
+        "context": _context(runtime).model_dump(mode="json", include=set(failures.RERUN_CONTEXT)),
+    }
+
+
 async def _schedule_retry(state: MemoryState, runtime: Runtime[MemoryContext], delay: float) -> None:
     """On a server, run this graph again on this thread once a failed batch may be retried.
 
@@ -317,20 +334,9 @@ async def _schedule_retry(state: MemoryState, runtime: Runtime[MemoryContext], d
     the batch is retried whether or not the user goes on chatting. Outside a server the
     next turn's run retries it.
     """
-    configurable = get_config().get("configurable") or {}
-    if not configurable.get("langgraph_request_id"):
-        return
-    try:
-        await get_client().runs.create(
-            str(configurable["thread_id"]),
-            str(configurable["assistant_id"]),
-            input={"chat_thread_id": _thread_key(state)},
-            context=_context(runtime).model_dump(mode="json"),
-            after_seconds=max(1, round(delay)),
-            multitask_strategy="enqueue",
-        )
-    except Exception:
-        logger.exception("Could not schedule the retry of a failed memory batch; the next chat turn will.")
+    request = _rerun_request(state, runtime)
+    if request is not None:
+        await failures.start_run(request, after_seconds=max(1, round(delay)))
 
 
 async def finish_batch(state: MemoryState, runtime: Runtime[MemoryContext]) -> dict[str, Any]:
@@ -357,7 +363,7 @@ async def finish_batch(state: MemoryState, runtime: Runtime[MemoryContext]) -> d
         store,
         user_id,
         key,
-        state.get("batch_info") or {},
+        {**(state.get("batch_info") or {}), "rerun": _rerun_request(state, runtime)},
         error,
         max_attempts=1 if state.get("replay") else context.batch_attempts,
         first_delay=context.retry_delay_seconds,

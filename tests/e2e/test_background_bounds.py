@@ -122,7 +122,6 @@ async def test_a_runaway_model_is_bounded_set_aside_and_retried_on_request_while
         fake.set_rules(GOOD_EXTRACTOR)
         retried = (await me.post(f"/me/memory-failures/{failure['id']}/retry")).raise_for_status().json()
         assert retried["status"] == "retry_requested"
-        await chat(me, chat_thread, "Thanks!", context)
 
         async def remembered() -> bool:
             items = (await me.get("/me/memories", params={"limit": 100})).raise_for_status().json()["items"]
