@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from bench import (
     Section,
     background_cost,
+    background_isolation,
     debounce,
     progress,
     recall_latency,
@@ -29,6 +30,7 @@ BENCHMARKS: dict[str, Callable[[bool], Awaitable[Section]]] = {
     "debounce": debounce.run,
     "recall_latency": recall_latency.run,
     "write_throughput": write_throughput.run,
+    "background_isolation": background_isolation.run,
 }
 
 

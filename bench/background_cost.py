@@ -20,6 +20,7 @@ Prompt tokens are estimated as the characters of the messages sent to the model 
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from unittest.mock import patch
 
 from langchain_core.language_models import BaseChatModel
@@ -160,6 +161,9 @@ class ModeResult:
     first_run_chars: int
     last_run_chars: int
     memories: int
+    reported_calls: int
+    reported_prompt_tokens: int
+    reported_seconds: float
 
 
 async def _run_mode(name: str, template: bool, messages: list[AnyMessage]) -> ModeResult:
@@ -168,10 +172,11 @@ async def _run_mode(name: str, template: bool, messages: list[AnyMessage]) -> Mo
     model = ScriptedChatModel(respond=extractor.respond)
     context = MemoryContext(user_id=USER_ID, max_messages_per_batch=200) if template else MemoryContext(user_id=USER_ID)
 
-    def load_model(spec: str) -> BaseChatModel:
+    def load_model(spec: str, **client: object) -> BaseChatModel:
         return model
 
     run_chars: list[int] = []
+    reports: list[dict[str, Any]] = []
     with patch.object(memory_graph.graph, "load_chat_model", load_model):
         graph = memory_graph.graph.builder.compile(store=store)
         for turns_done in range(EVERY, TURNS + 1, EVERY):
@@ -180,7 +185,8 @@ async def _run_mode(name: str, template: bool, messages: list[AnyMessage]) -> Mo
             if template:
                 await store.adelete(cursor_namespace(USER_ID), CHAT_THREAD_ID)
             before = len(model.calls)
-            await graph.ainvoke({"messages": so_far, "chat_thread_id": CHAT_THREAD_ID}, context=context)
+            result = await graph.ainvoke({"messages": so_far, "chat_thread_id": CHAT_THREAD_ID}, context=context)
+            reports.append(result["report"])
             run_chars.append(sum(prompt_chars(sent) for sent, _ in model.calls[before:]))
     sizes = [prompt_chars(sent) for sent, _ in model.calls]
     memories = await store.asearch(("memories", USER_ID), limit=1000)
@@ -194,6 +200,9 @@ async def _run_mode(name: str, template: bool, messages: list[AnyMessage]) -> Mo
         first_run_chars=run_chars[0],
         last_run_chars=run_chars[-1],
         memories=len(memories),
+        reported_calls=sum(report["model_calls"] for report in reports),
+        reported_prompt_tokens=sum(report["prompt_tokens"] for report in reports),
+        reported_seconds=sum(report["duration_seconds"] for report in reports),
     )
 
 
@@ -262,6 +271,14 @@ async def run(quick: bool) -> Section:
         "Each run makes one extraction call and one profile call per batch. 'ours' sends 10 new + "
         "2 overlap messages per run, so its prompts stay flat; 'template' resends the whole "
         "conversation, so its prompts grow linearly and its total quadratically with conversation length.",
+        "The runs' own reports (their `report` output; prompt tokens estimated by langchain's "
+        "count_tokens_approximately, since the scripted model reports no usage): "
+        + "; ".join(
+            f"{r.name}: {r.reported_calls} model calls, {r.reported_prompt_tokens:,} prompt tokens, "
+            f"{r.reported_seconds:.1f} s"
+            for r in (ours, template)
+        )
+        + ".",
         "Both prompts also carry up to 10 related existing memories (and the profile), which is the same "
         "in both modes; 'memories' = items in the store after the 20 runs.",
     ]

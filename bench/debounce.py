@@ -5,8 +5,8 @@ with the OpenAI endpoint replaced by a scripted fake (``tests.support.fake_opena
 driven through ``langgraph_sdk``. For each burst size (1, 5 and 20 turns), a fresh assistant
 of graph ``agent`` (context: its own ``user_id``, ``memory_delay_seconds`` = 2) and a fresh
 thread get N turns back to back (``runs.wait`` each). Every turn schedules one delayed run
-of ``memory_graph`` on the memory thread ``memory_thread_id(user_id, chat_thread_id)`` with
-``multitask_strategy="rollback"``, so scheduled = N.
+of ``memory_graph`` on the conversation's memory thread (``memory_thread_id`` with the test
+servers' secret) with ``multitask_strategy="rollback"``, so scheduled = N.
 
 After the burst we wait until the delay has passed and every run on the memory thread has
 finished, then list that thread's runs: runs with status ``success`` were executed. The
@@ -31,7 +31,7 @@ from typing import Any
 
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
-from tests.support.dev_server import DevServer
+from tests.support.dev_server import MEMORY_THREAD_SECRET, DevServer
 from tests.support.fake_openai import FakeOpenAI
 
 from agent.scheduling import memory_thread_id
@@ -121,7 +121,7 @@ async def _burst(client: LangGraphClient, server_log: Callable[[], str], fake: F
     burst_end = time.monotonic()
 
     # Every memory run of the burst is due at most DELAY_SECONDS after the last turn.
-    memory_thread = memory_thread_id(user_id, chat_thread_id)
+    memory_thread = memory_thread_id(user_id, chat_thread_id, MEMORY_THREAD_SECRET)
     earliest = burst_end + DELAY_SECONDS + 1.0
     deadline = burst_end + DELAY_SECONDS + SETTLE_TIMEOUT_SECONDS
     runs = await _memory_runs(client, memory_thread)

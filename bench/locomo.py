@@ -280,7 +280,7 @@ class Run:
         uid = user_id(conversation)
         # Exactly what the agent sends when it schedules the memory graph (see agent.scheduling),
         # with the chosen extraction model; the default Context keeps profile and semantic memory.
-        request = memory_run_request(uid, conversation.sample_id, Context(user_id=uid))
+        request = memory_run_request(conversation.sample_id, uid, conversation.sample_id, Context(user_id=uid))
         context = MemoryContext.model_validate({**request["context"], "model": self.models.memory_spec})
         config = {**request["config"], "callbacks": [tally]}
         graph = memory_graph_builder.compile(store=store, checkpointer=False)

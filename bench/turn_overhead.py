@@ -81,7 +81,7 @@ class _StubRuns:
 
     async def create(self, **kwargs: Any) -> dict[str, str]:
         expected = agent.scheduling.memory_run_request(
-            USER_ID, str(kwargs.get("input", {}).get("chat_thread_id")), self.context
+            str(kwargs.get("thread_id")), USER_ID, str(kwargs.get("input", {}).get("chat_thread_id")), self.context
         )
         if kwargs != expected:
             raise ValueError(f"Unexpected runs.create arguments: {kwargs!r}, expected {expected!r}")

@@ -70,8 +70,8 @@ class Script:
 @pytest.fixture
 def script(monkeypatch: pytest.MonkeyPatch) -> Script:
     script = Script()
-    monkeypatch.setattr(agent.graph, "load_chat_model", lambda spec: script.model)
-    monkeypatch.setattr(memory_graph.graph, "load_chat_model", lambda spec: script.model)
+    monkeypatch.setattr(agent.graph, "load_chat_model", lambda spec, **client: script.model)
+    monkeypatch.setattr(memory_graph.graph, "load_chat_model", lambda spec, **client: script.model)
     return script
 
 

@@ -24,7 +24,7 @@ from langgraph_sdk import get_client
 from pydantic import SecretStr
 
 from tests.support.dev_server import DevServer
-from tests.support.fake_openai import FAKE_API_KEY, FakeOpenAI, FakeOpenAIClient, embed_text
+from tests.support.fake_openai import FAKE_API_KEY, FakeOpenAI, FakeOpenAIClient, embed_text, misbehaving_rules
 
 
 @tool
@@ -144,6 +144,32 @@ def test_error_rule_returns_http_error(fake: FakeOpenAI) -> None:
     reply = client.chat.completions.create(model="fine", messages=[{"role": "user", "content": "hi"}])
     assert reply.choices[0].message.content == "OK"
     assert [r["model"] for r in fake.requests()] == ["broken", "fine"]
+
+
+def test_misbehaving_rules_send_retry_after_and_arguments_that_are_not_json(fake: FakeOpenAI) -> None:
+    fake.set_rules(
+        [
+            {"when": {"model": "limited"}, "then": {"error": 429, "retry_after": 7}},
+            {"when": {"model": "sloppy"}, "then": {"tool_calls": [{"name": "remember", "raw_arguments": '{"fact": '}]}},
+        ]
+    )
+    with httpx.Client(trust_env=False) as client:
+        body = {"model": "limited", "messages": [{"role": "user", "content": "hi"}]}
+        response = client.post(f"{fake.base_url}/chat/completions", json=body)
+    assert response.status_code == 429 and response.headers["retry-after"] == "7"
+    sloppy = ChatOpenAI(model="sloppy", base_url=fake.base_url, api_key=SecretStr(FAKE_API_KEY), max_retries=0)
+    reply = sloppy.bind_tools([remember]).invoke("remember this")
+    assert isinstance(reply, AIMessage)
+    assert reply.tool_calls == [] and [call["name"] for call in reply.invalid_tool_calls] == ["remember"]
+
+
+def test_misbehaving_modes_script_only_the_memory_graphs_calls(fake: FakeOpenAI) -> None:
+    fake.set_rules(misbehaving_rules("unknown_tool"))
+    assert chat_model(fake).bind_tools([remember]).invoke("hello").content == "OK"
+    with pytest.raises(ValueError, match="unknown misbehaviour"):
+        misbehaving_rules("polite")
+    with pytest.raises(ValueError, match="retry_after: only goes with 'error'"):
+        fake.set_rules([{"then": {"content": "x", "retry_after": 1}}])
 
 
 def test_malformed_rules_are_rejected(fake: FakeOpenAI) -> None:

@@ -26,7 +26,7 @@ RUNS = 20
 @pytest.fixture
 def scripted_extractor(monkeypatch: pytest.MonkeyPatch) -> None:
     model = scripted_model()
-    monkeypatch.setattr(memory_graph.graph, "load_chat_model", lambda spec: model)
+    monkeypatch.setattr(memory_graph.graph, "load_chat_model", lambda spec, **client: model)
 
 
 async def migrated_database(test_postgres: TestPostgres) -> str:

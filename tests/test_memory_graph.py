@@ -4,11 +4,11 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langgraph.store.memory import InMemoryStore
 
 from memory.records import PROFILE_KEY, memory_namespace, memory_text, profile_namespace
+from memory_graph import failures
 from memory_graph.context import MemoryContext
 from memory_graph.graph import builder
 from memory_graph.prompts import NEW_MESSAGES_MARKER
@@ -117,13 +117,15 @@ async def test_a_failed_run_marks_nothing_processed(script: Script, store: InMem
 
     script.extract = broken
     history = conversation(2)
-    with pytest.raises(TimeoutError):
-        await process(store, history)
+    await process(store, history, retry_delay_seconds=0)
+    [(_, failure)] = await failures.all_records(store, "ada")
+    assert failure["status"] == "retrying" and "model timed out" in failure["error"]
     script.extract = lambda messages: tool_call("Memory", content="User said hello")
-    await process(store, history)
+    await process(store, history, retry_delay_seconds=0)
     retried = prompt_text(script.calls("extract")[-1])
     assert "user message number 0" in retried
     assert await stored_texts(store) == ["User said hello"]
+    assert await failures.all_records(store, "ada") == []
 
 
 async def test_profile_is_one_document_updated_in_place(script: Script, store: InMemoryStore) -> None:

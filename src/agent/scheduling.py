@@ -5,33 +5,84 @@ its own (one per user and conversation). ``multitask_strategy="rollback"`` makes
 turn replace the still-pending run, so a burst of turns yields one memory run that starts
 once the conversation has been quiet for the configured delay. Outside a server there is
 no queue to debounce with: the memory graph runs in-process after the turn, or is skipped.
+
+The memory thread's id is derived from the user and the chat thread with a deployment
+secret, so nobody else can compute it and occupy the thread first. Should the thread be
+unusable anyway (a client error on ``runs.create``), the next id of the same derivation is
+tried. Scheduling never fails the chat turn: a run that cannot be created is logged and
+dropped, and since the memory graph's cursor has not moved, the next turn's run covers
+these messages too.
 """
 
+import hashlib
+import hmac
 import logging
+import os
+import secrets
 import uuid
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.messages import AnyMessage
+from langgraph.config import get_store
 from langgraph.store.base import BaseStore
 from langgraph_sdk import get_client
+from langgraph_sdk.errors import APIStatusError
 
 from agent.context import Context
+from memory.locks import user_lock
 from memory_graph.context import MemoryContext
 from memory_graph.graph import builder as memory_graph_builder
 
 logger = logging.getLogger(__name__)
 
-# Fixed so that the memory thread of a (user, conversation) pair is the same after a restart.
-_MEMORY_THREAD_NAMESPACE = uuid.UUID("6f1c3f0e-8a7b-4c1e-9a53-2d7c5b8e4f10")
-# A long conversation is processed in batches, a few graph steps each.
+SECRET_ENV = "MEMORY_THREAD_SECRET"
+# A one-label namespace: the store API confines every caller to ("<kind>", <caller>, ...),
+# so no user can read or replace the secret kept here.
+_SECRET_NAMESPACE = ("memory_service",)
+_SECRET_KEY = "memory_thread_secret"
+# Ids tried per turn before scheduling gives up (the first is the usual one).
+_THREAD_CANDIDATES = 3
+# A long conversation is processed in batches, a few graph steps each; every model call of a
+# batch happens inside one step, whose work the memory graph bounds itself.
 _MEMORY_RECURSION_LIMIT = 1000
 _logged_local_choice = False
+_stored_secrets: weakref.WeakKeyDictionary[BaseStore, bytes] = weakref.WeakKeyDictionary()
 
 
-def memory_thread_id(user_id: str, chat_thread_id: str) -> str:
-    """The thread that holds memory runs for one user's conversation (never the chat thread)."""
-    return str(uuid.uuid5(_MEMORY_THREAD_NAMESPACE, f"{user_id}\n{chat_thread_id}"))
+def memory_thread_id(user_id: str, chat_thread_id: str, secret: bytes | str, candidate: int = 0) -> str:
+    """The thread that holds memory runs for one user's conversation (never the chat thread).
+
+    A keyed hash of the user and the chat thread: stable across restarts, and impossible to
+    compute without the deployment's secret. ``candidate`` > 0 gives the fallbacks.
+    """
+    key = secret.encode() if isinstance(secret, str) else secret
+    digest = hmac.new(key, f"{user_id}\n{chat_thread_id}\n{candidate}".encode(), hashlib.sha256).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
+
+
+async def thread_secret(store: BaseStore) -> bytes:
+    """The deployment's secret for memory thread ids: ``$MEMORY_THREAD_SECRET``, else one kept in the store.
+
+    The stored one is created at random on first use, under a lock so that concurrent
+    workers agree on it, and then cached per store.
+    """
+    configured = os.environ.get(SECRET_ENV)
+    if configured:
+        return configured.encode()
+    cached = _stored_secrets.get(store)
+    if cached is not None:
+        return cached
+    async with user_lock(store, "", _SECRET_KEY):
+        item = await store.aget(_SECRET_NAMESPACE, _SECRET_KEY)
+        if item is None:
+            value = secrets.token_hex(32)
+            await store.aput(_SECRET_NAMESPACE, _SECRET_KEY, {"secret": value}, index=False)
+        else:
+            value = str(item.value["secret"])
+    _stored_secrets[store] = value.encode()
+    return value.encode()
 
 
 def is_server_run(config: Mapping[str, Any]) -> bool:
@@ -50,11 +101,11 @@ def memory_context(user_id: str, context: Context, agent_assistant_id: str | Non
 
 
 def memory_run_request(
-    user_id: str, chat_thread_id: str, context: Context, agent_assistant_id: str | None = None
+    thread_id: str, user_id: str, chat_thread_id: str, context: Context, agent_assistant_id: str | None = None
 ) -> dict[str, Any]:
-    """Arguments of the ``runs.create`` call that schedules the memory graph."""
+    """Arguments of the ``runs.create`` call that schedules the memory graph on ``thread_id``."""
     return {
-        "thread_id": memory_thread_id(user_id, chat_thread_id),
+        "thread_id": thread_id,
         "assistant_id": context.memory_assistant_id,
         "input": {"chat_thread_id": chat_thread_id},
         "context": memory_context(user_id, context, agent_assistant_id),
@@ -66,11 +117,41 @@ def memory_run_request(
     }
 
 
-async def schedule_remote(user_id: str, chat_thread_id: str, context: Context, agent_assistant_id: str | None) -> str:
-    """Create the delayed memory run on the same deployment; returns its run id."""
-    request = memory_run_request(user_id, chat_thread_id, context, agent_assistant_id)
-    run = await get_client().runs.create(**request)
-    return str(run["run_id"])
+def _unusable_thread(error: Exception) -> bool:
+    """A client error about the thread itself (missing, not ours, busy in another way): try another id."""
+    return isinstance(error, APIStatusError) and 400 <= error.status_code < 500 and error.status_code not in (408, 429)
+
+
+async def schedule_remote(
+    user_id: str, chat_thread_id: str, context: Context, agent_assistant_id: str | None
+) -> str | None:
+    """Create the delayed memory run on the same deployment; its run id, or None if it was dropped.
+
+    Never raises: a failure here must not fail the chat turn (see the module docstring).
+    """
+    try:
+        secret = await thread_secret(get_store())
+        for candidate in range(_THREAD_CANDIDATES):
+            thread_id = memory_thread_id(user_id, chat_thread_id, secret, candidate)
+            request = memory_run_request(thread_id, user_id, chat_thread_id, context, agent_assistant_id)
+            try:
+                run = await get_client().runs.create(**request)
+            except Exception as error:
+                if not _unusable_thread(error):
+                    raise
+                logger.warning("Memory thread %s cannot be used (%s); trying the next one.", thread_id, error)
+                continue
+            return str(run["run_id"])
+        logger.error(
+            "No memory thread could be used for conversation %s of user %s; its memory run is dropped.",
+            chat_thread_id,
+            user_id,
+        )
+    except Exception:
+        logger.exception(
+            "Could not schedule the memory run of conversation %s; the next turn's run will cover it.", chat_thread_id
+        )
+    return None
 
 
 async def run_in_process(

@@ -21,7 +21,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from langgraph.store.base import BaseStore, Item
@@ -43,6 +43,7 @@ from memory.records import (
     MEMORY_FIELD,
     PROFILE_KEY,
     UserProfile,
+    failure_namespace,
     history_namespace,
     memory_namespace,
     memory_text,
@@ -50,6 +51,7 @@ from memory.records import (
     stated_at,
 )
 from memory.search import search_memories
+from memory_graph import failures
 
 MAX_PROFILE_TEXT_CHARS = 500
 MAX_PROFILE_LIST_ITEMS = 50
@@ -115,6 +117,33 @@ class StoredRecord(BaseModel):
     updated_at: datetime
 
 
+class MemoryFailureOut(BaseModel):
+    """Messages of a conversation the memory service failed to turn into memories."""
+
+    id: str = Field(description="The failure's id, to retry it.")
+    chat_thread_id: str = Field(description="The conversation.")
+    first_message_id: str | None = Field(description="First message of the failed batch.")
+    last_message_id: str | None = Field(description="Last message of the failed batch.")
+    start: int = Field(description="Position of the first message in the conversation.")
+    end: int = Field(description="Position just after the last message.")
+    error: str = Field(description="Why the last attempt failed.")
+    attempts: int = Field(description="Attempts made so far.")
+    first_failed_at: datetime
+    last_failed_at: datetime
+    status: Literal["retrying", "set_aside", "retry_requested"] = Field(
+        description="'retrying': tried again automatically after `retry_at`; 'set_aside': given up on, "
+        "later messages went ahead (retry it on demand); 'retry_requested': being processed again "
+        "by a memory run of the conversation."
+    )
+    retry_at: datetime | None
+
+
+class MemoryFailurePage(BaseModel):
+    """The caller's failed batches, oldest failure first."""
+
+    items: list[MemoryFailureOut]
+
+
 class Export(BaseModel):
     """Everything the service keeps about the caller."""
 
@@ -123,6 +152,9 @@ class Export(BaseModel):
     profile: dict[str, Any] | None
     memories: list[MemoryOut]
     history: list[dict[str, Any]] = Field(description="Every recorded change to your memories, oldest first.")
+    memory_failures: list[MemoryFailureOut] = Field(
+        default_factory=list, description="Messages the memory service failed to process (see /me/memory-failures)."
+    )
     other_records: list[StoredRecord]
 
 
@@ -221,9 +253,22 @@ _MEMORY_ID = {
         "pattern": "^[^\\x00-\\x1f\\x7f]+$",
     },
 }
+_FAILURE_ID = {
+    "name": "failure_id",
+    "in": "path",
+    "required": True,
+    "description": "The failure's id, as listed.",
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": limits.MAX_KEY_CHARS,
+        "pattern": "^[^\\x00-\\x1f\\x7f]+$",
+    },
+}
 _PROBLEMS = {
     401: "Missing, malformed, expired or otherwise invalid bearer token.",
     404: "No such memory.",
+    409: "The failed batch is still retried automatically.",
     413: "The memory or profile is over its size limit.",
     422: "A parameter or the body is invalid or over a bound; `detail` says which.",
 }
@@ -547,6 +592,7 @@ async def export(request: Request) -> Response:
     memories: list[MemoryOut] = []
     other: list[StoredRecord] = []
     history: list[dict[str, Any]] = []
+    memory_failures: list[MemoryFailureOut] = []
     profile: dict[str, Any] | None = None
     for namespace in namespaces:
         for item in await _all_items(store, namespace):
@@ -556,6 +602,8 @@ async def export(request: Request) -> Response:
                 profile = item.value
             elif item.namespace == history_namespace(user_id):
                 history.append(item.value)
+            elif item.namespace == failure_namespace(user_id):
+                memory_failures.append(_failure_out(item.key, item.value))
             elif item.namespace[1:2] == (user_id,):
                 other.append(
                     StoredRecord(
@@ -572,10 +620,55 @@ async def export(request: Request) -> Response:
         profile=profile,
         memories=memories,
         history=sorted(history, key=lambda entry: str(entry.get("at", ""))),
+        memory_failures=sorted(memory_failures, key=lambda failure: failure.first_failed_at),
         other_records=other,
     )
     filename = f"memories-{user_id}.json".replace('"', "")
     return _ok(document, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _failure_out(key: str, value: Mapping[str, Any]) -> MemoryFailureOut:
+    return MemoryFailureOut.model_validate({**value, "id": key})
+
+
+@_operation("List messages the memory service failed to process", 200, MemoryFailurePage, problems=(401, 422))
+async def list_memory_failures(request: Request) -> Response:
+    """Batches of your conversations whose memories could not be extracted, retried or set aside."""
+    user_id = _user_id(request)
+    records = await failures.all_records(await _store(), user_id)
+    return _ok(MemoryFailurePage(items=[_failure_out(key, value) for key, value in records]))
+
+
+@_operation(
+    "Retry messages the memory service set aside",
+    200,
+    MemoryFailureOut,
+    parameters=[_FAILURE_ID],
+    problems=(401, 404, 409, 422),
+)
+async def retry_memory_failure(request: Request) -> Response:
+    """Ask for a set-aside batch to be processed again: a memory run of its conversation starts at once.
+
+    It uses the memory assistant's settings of this time, e.g. another model. Should it not
+    start, the conversation's next memory run processes the batch.
+    """
+    user_id = _user_id(request)
+    key = request.path_params["failure_id"]
+    try:
+        limits.check_key(key)
+    except limits.LimitError as error:
+        raise ApiError(error.status_code, str(error)) from None
+    store = await _store()
+    current = await failures.load(store, user_id, key)
+    if current is None:
+        raise ApiError(404, f"No failed batch has id {key!r}.")
+    if current.get("status") == "retrying":
+        raise ApiError(409, f"This batch is retried automatically after {current.get('retry_at')}; no need to ask.")
+    value = await failures.request_retry(store, user_id, key)
+    assert value is not None
+    if value.get("rerun"):
+        await failures.start_run(value["rerun"])
+    return _ok(_failure_out(key, value))
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -596,6 +689,8 @@ def build_app(settings: AuthSettings = SETTINGS) -> Starlette:
             Route("/me/profile", edit_profile, methods=["PATCH"]),
             Route("/me/profile", delete_profile, methods=["DELETE"]),
             Route("/me/export", export, methods=["GET"]),
+            Route("/me/memory-failures", list_memory_failures, methods=["GET"]),
+            Route("/me/memory-failures/{failure_id}/retry", retry_memory_failure, methods=["POST"]),
         ],
         exception_handlers={ApiError: _api_error},
         # The server runs this app's middleware in front of every route it serves, not only these.

@@ -58,6 +58,11 @@ def cursor_namespace(user_id: str) -> tuple[str, ...]:
     return ("memory_cursors", user_id)
 
 
+def failure_namespace(user_id: str) -> tuple[str, ...]:
+    """Namespace of the batches of messages the memory graph failed to process, per user."""
+    return ("memory_failures", user_id)
+
+
 def memory_record(text: str, **extra: Any) -> dict[str, Any]:
     """The stored value of a memory: its text (indexed) plus optional structure."""
     return {MEMORY_FIELD: text, **extra}

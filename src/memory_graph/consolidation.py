@@ -12,11 +12,14 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AnyMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.errors import GraphRecursionError
 from langgraph.store.base import BaseStore
 from langmem import create_memory_manager
 from pydantic import BaseModel
 
 from memory.history import Action, Provenance, record_change
+from memory_graph.budget import CallLog, MeteredChatModel, RunBudget, UnusableOutput
 
 # A stored value -> (schema name, current content) as the extractor is shown it.
 FromRecord = Callable[[dict[str, Any]], tuple[str, Any]]
@@ -38,6 +41,20 @@ class MemoryCollection:
     """Set for a single document per user (updated in place); None for a collection."""
     deletes: bool = True
     """Whether the extractor may delete contradicted records (collections only)."""
+    shared_document: bool = False
+    """A document that other schemas also write (the profile): stored fields the extractor did
+    not produce are kept, so one assistant's schema never erases another's fields."""
+
+
+def extractor_config(attempts: int) -> RunnableConfig:
+    """Limits of one extraction, set here so that it never inherits the memory run's recursion limit.
+
+    trustcall reads ``max_attempts`` for its repair rounds; its "Fix the validation error"
+    loop is not counted by them, so only the step limit ends that loop (one model call a
+    step). The first answer takes two steps (extract, validate), each further attempt three
+    (patch, sync, validate); one step is spare.
+    """
+    return {"recursion_limit": 3 * attempts + 1, "configurable": {"max_attempts": attempts}}
 
 
 def _comparable(content: Any) -> Any:
@@ -54,8 +71,15 @@ async def consolidate(
     related_limit: int,
     user_id: str,
     provenance: Provenance,
+    budget: RunBudget,
+    attempts: int,
 ) -> None:
-    """Insert new records, update changed ones, delete contradicted ones; log each change."""
+    """Insert new records, update changed ones, delete contradicted ones; log each change.
+
+    The extraction makes at most the calls ``budget`` still allows and gets ``attempts`` to
+    produce valid memories. It raises an ``ExtractionError`` (and writes nothing) if the
+    provider failed, the budget ran out, or none of the model's answers could be used.
+    """
     namespace, key = collection.namespace, collection.document_key
     if key is not None:
         item = await store.aget(namespace, key)
@@ -64,30 +88,70 @@ async def consolidate(
         items = await store.asearch(namespace, query=query, limit=related_limit)
         existing = {item.key: item.value for item in items}
     shown = {k: collection.from_record(v) for k, v in existing.items()}
+    if key is not None:
+        # A document with none of this schema's fields yet is created, not patched.
+        shown = {k: (kind, content) for k, (kind, content) in shown.items() if content}
+    log = CallLog()
+    metered = MeteredChatModel(base=model, budget=budget, log=log)
     manager = create_memory_manager(
-        model,
+        metered,
         schemas=list(collection.schemas),
         instructions=collection.instructions,
-        enable_inserts=key is None or not existing,
+        enable_inserts=key is None or not shown,
         enable_updates=True,
         enable_deletes=key is None and collection.deletes,
     )
-    extracted = await manager.ainvoke(
-        {"messages": list(transcript), "existing": [(k, kind, content) for k, (kind, content) in shown.items()]}
-    )
+    payload = {"messages": list(transcript), "existing": [(k, kind, content) for k, (kind, content) in shown.items()]}
+    try:
+        extracted = await manager.ainvoke(payload, extractor_config(attempts))
+    except GraphRecursionError as error:
+        log.raise_failure(nothing_extracted=True)
+        raise UnusableOutput(
+            f"The model did not produce valid memories within {attempts} attempts: "
+            f"{'; '.join(log.unusable[-3:]) or 'it kept answering with patches that could not be applied'}."
+        ) from error
+    changes = _changes(collection, existing, shown, extracted)
+    log.raise_failure(nothing_extracted=not changes)
+    for target, before, value in changes:
+        if value is None:
+            await store.adelete(namespace, target)
+            await record_change(store, user_id, namespace, target, "delete", before, None, provenance)
+            continue
+        await store.aput(namespace, target, value, index=False if key is not None else None)
+        action: Action = "create" if before is None else "update"
+        await record_change(store, user_id, namespace, target, action, before, value, provenance)
+
+
+# (key, value before, value after); after is None for a deletion.
+Change = tuple[str, dict[str, Any] | None, dict[str, Any] | None]
+
+
+def _changes(
+    collection: MemoryCollection,
+    existing: dict[str, dict[str, Any]],
+    shown: dict[str, tuple[str, Any]],
+    extracted: Sequence[Any],
+) -> list[Change]:
+    """What the extraction asks to write: new and changed records, and deletions."""
+    key = collection.document_key
+    changes: list[Change] = []
     for memory in extracted:
         target = key or memory.id
         before = existing.get(target)
-        if not isinstance(memory.content, BaseModel) or type(memory.content).__name__ == "RemoveDoc":
+        if type(memory.content).__name__ == "RemoveDoc":
             if key is None and before is not None:
-                await store.adelete(namespace, target)
-                await record_change(store, user_id, namespace, target, "delete", before, None, provenance)
+                changes.append((target, before, None))
+            continue
+        # langmem hands back the records it left alone as they were shown, e.g. plain dicts.
+        if not isinstance(memory.content, BaseModel):
             continue
         if target in shown and _comparable(memory.content) == _comparable(shown[target][1]):
             continue
         value = collection.to_record(memory.content)
-        await store.aput(namespace, target, value, index=False if key is not None else None)
-        action: Action = "create" if before is None else "update"
-        await record_change(store, user_id, namespace, target, action, before, value, provenance)
+        if collection.shared_document and before is not None:
+            value = {**before, **value}
+        if value != before:
+            changes.append((target, before, value))
         if key is not None:
             break
+    return changes

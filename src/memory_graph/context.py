@@ -59,3 +59,50 @@ class MemoryContext(BaseModel):
         description="Existing memories most related to the new messages shown to the model "
         "so it updates or deletes them instead of adding duplicates.",
     )
+    max_model_calls: int = Field(
+        default=200,
+        ge=1,
+        le=10_000,
+        description="Model calls one memory run may make at most; over it, the run stops the batch "
+        "it is on and leaves it for a later run.",
+    )
+    max_prompt_tokens: int = Field(
+        default=2_000_000,
+        ge=1_000,
+        le=100_000_000,
+        description="Prompt tokens one memory run may send at most (as the provider reports them); "
+        "over it, the run stops like over `max_model_calls`.",
+    )
+    extraction_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=5,
+        description="Attempts the extractor gets to turn the model's answer into valid memories "
+        "(trustcall's `max_attempts`); its step limit follows from it.",
+    )
+    model_timeout_seconds: float = Field(
+        default=60,
+        gt=0,
+        le=600,
+        description="Seconds one request to the extraction model may take before it is retried.",
+    )
+    model_max_retries: int = Field(
+        default=3,
+        ge=0,
+        le=10,
+        description="Retries of a request the provider refused with 429 or 5xx, or that timed out, "
+        "by the model client (exponential backoff with jitter; honours Retry-After).",
+    )
+    batch_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="Runs that may fail on one batch of messages before it is set aside "
+        "(recorded, visible under /me/memory-failures, retryable) and later messages go ahead.",
+    )
+    retry_delay_seconds: float = Field(
+        default=30,
+        ge=0,
+        le=86_400,
+        description="Wait before a failed batch is tried again; doubled after each further failure.",
+    )

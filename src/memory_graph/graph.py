@@ -2,19 +2,24 @@
 
 One pass per batch of unprocessed messages::
 
-                ┌─> extract_memories ───┐
-                ├─> update_profile ─────┤
-    load_batch ─┼─> extract_episodes ───┼─> mark_processed ─> load_batch ...
-                ├─> extract_custom ─────┤
-                └─> refine_instructions ┘
-    (load_batch ends the run when nothing is left to process)
+    begin_run ─> load_batch ─> extract_batch ─> finish_batch ─> load_batch ...
+                     └──────────────┬──────────────────┘
+                                    └─> finish_run (nothing left, or the run stops)
 
-Each memory type is extracted by a langmem memory manager (see ``consolidation``); a type
-the assistant did not enable is a no-op. The cursor moves only after all writes succeeded.
+``extract_batch`` updates every memory type the assistant keeps, concurrently, each with a
+langmem memory manager (see ``consolidation``). All model calls of the run share one budget
+(see ``budget``). The cursor moves only after every type's writes succeeded; a batch that
+fails is retried by later runs and eventually set aside (see ``failures``). The run's output
+(``report``) and the server log say what it spent.
 """
 
-from typing import Any, cast
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, cast
 
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AnyMessage, SystemMessage, convert_to_messages, get_buffer_string
 from langgraph.config import get_config
 from langgraph.graph import END, START, StateGraph
@@ -27,16 +32,20 @@ from memory.history import Provenance, Source, record_change
 from memory.identity import resolve_user_id
 from memory.locks import user_lock
 from memory.records import instructions_namespace
-from memory_graph import kinds, prompts
+from memory_graph import failures, kinds, prompts
+from memory_graph.budget import BudgetExceeded, CallLog, ExtractionError, MeteredChatModel, RunBudget, Usage
 from memory_graph.consolidation import MemoryCollection, consolidate
 from memory_graph.context import MemoryContext
 from memory_graph.cursor import load_processed_count, save_processed_count
 from memory_graph.models import load_chat_model
 from memory_graph.state import MemoryInput, MemoryState
 
+logger = logging.getLogger(__name__)
+
 # Longest text used as the query that finds memories related to a batch.
 _RELATED_QUERY_CHARS = 2000
-_EXTRACTORS = ["extract_memories", "update_profile", "extract_episodes", "extract_custom", "refine_instructions"]
+
+Job = Callable[[RunBudget], Awaitable[None]]
 
 
 def _messages(raw: Any) -> list[AnyMessage]:
@@ -64,6 +73,10 @@ def _thread_key(state: MemoryState) -> str:
     return state.get("chat_thread_id") or str(configurable.get("thread_id", "default"))
 
 
+def _model(context: MemoryContext) -> BaseChatModel:
+    return load_chat_model(context.model, timeout=context.model_timeout_seconds, max_retries=context.model_max_retries)
+
+
 async def _load_conversation(state: MemoryState) -> list[AnyMessage]:
     if state.get("messages"):
         return _messages(state["messages"])
@@ -76,25 +89,102 @@ async def _load_conversation(state: MemoryState) -> list[AnyMessage]:
     return _messages(messages)
 
 
-async def load_batch(state: MemoryState, runtime: Runtime[MemoryContext]) -> dict[str, Any]:
-    """Select the next unprocessed messages, with a little already-seen context before them.
+async def begin_run(state: MemoryState) -> dict[str, Any]:
+    """Start this run's accounting afresh (a memory thread keeps its state between runs)."""
+    return {
+        "run_started_at": time.time(),
+        "usage": Usage().as_dict(),
+        "batches_done": 0,
+        "batches_set_aside": 0,
+        "stop_reason": None,
+        "report": None,
+    }
 
-    With nothing new but feedback given, the latest messages are re-read for the feedback only.
+
+def _batch_info(state: MemoryState, conversation: list[AnyMessage], start: int, end: int) -> dict[str, Any]:
+    return {
+        "chat_thread_id": _thread_key(state),
+        "first_message_id": conversation[start].id,
+        "last_message_id": conversation[end - 1].id,
+        "start": start,
+        "end": end,
+    }
+
+
+def _first_message(conversation: list[AnyMessage], index: int) -> str:
+    return conversation[index].id or f"#{index}"
+
+
+async def _replay_batch(
+    state: MemoryState, runtime: Runtime[MemoryContext], conversation: list[AnyMessage]
+) -> dict[str, Any] | None:
+    """A set-aside batch its owner asked to retry, as the next batch, if there is one."""
+    store, user_id, context = _store(runtime), _user_id(runtime), _context(runtime)
+    for key, value in await failures.requested(store, user_id, _thread_key(state)):
+        ids = [message.id for message in conversation]
+        if value.get("first_message_id") in ids and value.get("last_message_id") in ids:
+            start, end = ids.index(value["first_message_id"]), ids.index(value["last_message_id"]) + 1
+        elif not value.get("first_message_id") and value.get("end", 0) <= len(conversation):
+            start, end = int(value["start"]), int(value["end"])
+        else:
+            gone = "Its messages are no longer in the conversation, so it cannot be retried."
+            await failures.record(store, user_id, key, value, gone, max_attempts=1, first_delay=0, give_up=True)
+            continue
+        context_start = max(0, start - context.overlap_messages)
+        return {
+            "batch": conversation[context_start:end],
+            "seen_in_batch": start - context_start,
+            "batch_end": end,
+            "last_message_id": conversation[end - 1].id,
+            "batch_info": _batch_info(state, conversation, start, end),
+            "failure_key": key,
+            "replay": True,
+            "feedback_only": False,
+            "done": False,
+        }
+    return None
+
+
+async def load_batch(state: MemoryState, runtime: Runtime[MemoryContext]) -> dict[str, Any]:
+    """Select the next batch: a set-aside one its owner asked to retry, else the next unprocessed messages.
+
+    New messages come with a little already-seen context before them. With nothing new but
+    feedback given, the latest messages are re-read for the feedback only. A batch that failed
+    before waits until its ``retry_at``; the run then ends (and, on a server, schedules itself
+    for that time).
     """
-    context = _context(runtime)
+    context, store, user_id = _context(runtime), _store(runtime), _user_id(runtime)
     conversation = await _load_conversation(state)
-    processed = await load_processed_count(_store(runtime), _user_id(runtime), _thread_key(state), conversation)
+    replay = await _replay_batch(state, runtime, conversation)
+    if replay is not None:
+        return replay
+    processed = await load_processed_count(store, user_id, _thread_key(state), conversation)
     batch_end = min(len(conversation), processed + context.max_messages_per_batch)
     feedback_only = batch_end <= processed and bool(state.get("feedback")) and bool(conversation)
     start = max(0, processed - (context.max_messages_per_batch if feedback_only else context.overlap_messages))
-    return {
+    update: dict[str, Any] = {
         "batch": conversation[start:batch_end],
         "seen_in_batch": 0 if feedback_only else processed - start,
         "batch_end": batch_end,
         "last_message_id": conversation[batch_end - 1].id if batch_end else None,
+        "batch_info": None,
+        "failure_key": None,
+        "replay": False,
         "feedback_only": feedback_only,
         "done": batch_end <= processed and not feedback_only,
     }
+    if feedback_only or update["done"]:
+        return update
+    key = failures.failure_key(_thread_key(state), _first_message(conversation, processed))
+    update["batch_info"] = _batch_info(state, conversation, processed, batch_end)
+    update["failure_key"] = key
+    failed = await failures.load(store, user_id, key) or {}
+    wait = failures.waiting_seconds(failed)
+    if wait > 0:
+        await _schedule_retry(state, runtime, wait)
+        update["done"] = True
+        update["stop_reason"] = f"The next batch failed before; it is tried again after {failed['retry_at']}."
+    return update
 
 
 def transcript(state: MemoryState) -> list[AnyMessage]:
@@ -105,12 +195,14 @@ def transcript(state: MemoryState) -> list[AnyMessage]:
     return [*state["batch"][:seen], SystemMessage(prompts.NEW_MESSAGES_MARKER), *state["batch"][seen:]]
 
 
-def route_batch(state: MemoryState) -> list[str]:
-    """End when there is nothing new; otherwise update every memory type in parallel."""
-    return [END] if state["done"] else list(_EXTRACTORS)
+def route_batch(state: MemoryState) -> Literal["extract_batch", "finish_run"]:
+    """Finish when there is nothing (new) to do; otherwise extract from the batch."""
+    return "finish_run" if state["done"] else "extract_batch"
 
 
-async def _consolidate(state: MemoryState, runtime: Runtime[MemoryContext], collection: MemoryCollection) -> None:
+async def _consolidate(
+    state: MemoryState, runtime: Runtime[MemoryContext], collection: MemoryCollection, budget: RunBudget
+) -> None:
     """Consolidate one memory type, one run at a time per user and type (see ``locks``)."""
     context = _context(runtime)
     store, user_id = _store(runtime), _user_id(runtime)
@@ -120,45 +212,15 @@ async def _consolidate(state: MemoryState, runtime: Runtime[MemoryContext], coll
         await consolidate(
             store,
             collection,
-            load_chat_model(context.model),
+            _model(context),
             transcript(state),
             query=get_buffer_string(new_messages)[-_RELATED_QUERY_CHARS:],
             related_limit=context.related_memories,
             user_id=user_id,
             provenance=Provenance("background", _thread_key(state), [m.id for m in new_messages]),
+            budget=budget,
+            attempts=context.extraction_attempts,
         )
-
-
-async def extract_memories(state: MemoryState, runtime: Runtime[MemoryContext]) -> dict[str, Any]:
-    """Semantic facts: insert new ones, update changed ones, delete contradicted ones."""
-    settings = _context(runtime).memory.semantic
-    if settings.enabled and not state["feedback_only"]:
-        await _consolidate(state, runtime, kinds.semantic(_user_id(runtime), settings))
-    return {}
-
-
-async def update_profile(state: MemoryState, runtime: Runtime[MemoryContext]) -> dict[str, Any]:
-    """The user's single profile document, updated in place."""
-    settings = _context(runtime).memory.profile
-    if settings.enabled and not state["feedback_only"]:
-        await _consolidate(state, runtime, kinds.profile(_user_id(runtime), settings))
-    return {}
-
-
-async def extract_episodes(state: MemoryState, runtime: Runtime[MemoryContext]) -> dict[str, Any]:
-    """Episodes of interactions that went well, for few-shot recall."""
-    settings = _context(runtime).memory.episodic
-    if settings.enabled and not state["feedback_only"]:
-        await _consolidate(state, runtime, kinds.episodic(_user_id(runtime), settings))
-    return {}
-
-
-async def extract_custom(state: MemoryState, runtime: Runtime[MemoryContext]) -> dict[str, Any]:
-    """Records of the memory types the assistant's configuration defines."""
-    if not state["feedback_only"]:
-        for custom_type in _context(runtime).memory.custom_types:
-            await _consolidate(state, runtime, kinds.custom(_user_id(runtime), custom_type))
-    return {}
 
 
 def _feedback_text(state: MemoryState) -> str:
@@ -167,12 +229,10 @@ def _feedback_text(state: MemoryState) -> str:
     return "; ".join(part for part in parts if part)
 
 
-async def refine_instructions(state: MemoryState, runtime: Runtime[MemoryContext]) -> dict[str, Any]:
+async def refine_instructions(state: MemoryState, runtime: Runtime[MemoryContext], budget: RunBudget) -> None:
     """Procedural memory: refine the agent's instructions from feedback with langmem's optimizer."""
     context = _context(runtime)
     settings = context.memory.procedural
-    if not settings.enabled:
-        return {}
     store, user_id = _store(runtime), _user_id(runtime)
     async with user_lock(store, user_id, "instructions"):
         namespace = instructions_namespace(user_id)
@@ -183,7 +243,8 @@ async def refine_instructions(state: MemoryState, runtime: Runtime[MemoryContext
             raise ValueError(
                 "Procedural memory needs the agent's system prompt to refine: pass it as context `base_prompt`."
             )
-        optimizer = create_prompt_optimizer(load_chat_model(context.model), kind="prompt_memory")
+        model = MeteredChatModel(base=_model(context), budget=budget, log=CallLog())
+        optimizer = create_prompt_optimizer(model, kind="prompt_memory")
         new_prompt = await optimizer.ainvoke(
             {
                 "trajectories": [(transcript(state), _feedback_text(state))],
@@ -191,7 +252,7 @@ async def refine_instructions(state: MemoryState, runtime: Runtime[MemoryContext
             }
         )
         if not new_prompt.strip() or new_prompt == prompt:
-            return {}
+            return
         base_prompt = current.value.get("base_prompt") if current else context.base_prompt
         value = {"prompt": new_prompt, "base_prompt": base_prompt}
         await store.aput(namespace, key, value, index=False)
@@ -202,30 +263,169 @@ async def refine_instructions(state: MemoryState, runtime: Runtime[MemoryContext
         await record_change(
             store, user_id, namespace, key, "update" if current else "create", before, value, provenance
         )
-    return {}
 
 
-async def mark_processed(state: MemoryState, runtime: Runtime[MemoryContext]) -> dict[str, Any]:
-    """Move the cursor past the batch, now that its memories are stored; feedback is spent."""
+def _jobs(state: MemoryState, runtime: Runtime[MemoryContext]) -> list[tuple[str, Job]]:
+    """What the batch asks for: every memory type the assistant keeps (only procedural for feedback)."""
+    memory, user_id = _context(runtime).memory, _user_id(runtime)
+    collections: list[tuple[str, MemoryCollection]] = []
     if not state["feedback_only"]:
-        await save_processed_count(
-            _store(runtime), _user_id(runtime), _thread_key(state), state["batch_end"], state["last_message_id"]
-        )
-    return {"feedback": None}
+        if memory.semantic.enabled:
+            collections.append(("semantic", kinds.semantic(user_id, memory.semantic)))
+        if memory.profile.enabled:
+            collections.append(("profile", kinds.profile(user_id, memory.profile)))
+        if memory.episodic.enabled:
+            collections.append(("episodic", kinds.episodic(user_id, memory.episodic)))
+        collections += [(f"custom:{t.name}", kinds.custom(user_id, t)) for t in memory.custom_types]
+
+    def consolidating(collection: MemoryCollection) -> Job:
+        return lambda budget: _consolidate(state, runtime, collection, budget)
+
+    jobs = [(name, consolidating(collection)) for name, collection in collections]
+    if memory.procedural.enabled:
+        jobs.append(("procedural", lambda budget: refine_instructions(state, runtime, budget)))
+    return jobs
+
+
+async def extract_batch(state: MemoryState, runtime: Runtime[MemoryContext]) -> dict[str, Any]:
+    """Update every memory type from the batch, concurrently, within what is left of the run's budget.
+
+    A memory type that fails for a reason of the model's (``ExtractionError``) does not stop
+    the others; the batch then counts as failed. Any other error fails the run as it is.
+    """
+    context = _context(runtime)
+    budget = RunBudget(context.max_model_calls, context.max_prompt_tokens, Usage.from_dict(state.get("usage")))
+    jobs = _jobs(state, runtime)
+    results = await asyncio.gather(*(job(budget) for _, job in jobs), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, ExtractionError):
+            raise result
+    errors = [(name, result) for (name, _), result in zip(jobs, results, strict=True) if result is not None]
+    for name, error in errors:
+        logger.warning("Memory extraction (%s) failed for user %s: %s", name, _user_id(runtime), error)
+    return {
+        "usage": budget.used.as_dict(),
+        "batch_error": "; ".join(f"{name}: {error}" for name, error in errors) or None,
+        "over_budget": any(isinstance(error, BudgetExceeded) for _, error in errors),
+    }
+
+
+def _rerun_request(state: MemoryState, runtime: Runtime[MemoryContext]) -> dict[str, Any] | None:
+    """On a server, the ``runs.create`` arguments of another run like this one (None elsewhere).
+
+    Its context holds only what the agent passed, so the memory assistant's settings of that
+    time apply (e.g. a model changed since).
+    """
+    configurable = get_config().get("configurable") or {}
+    if not configurable.get("langgraph_request_id"):
+        return None
+    return {
+        "thread_id": str(configurable["thread_id"]),
+        "assistant_id": str(configurable["assistant_id"]),
+        "input": {"chat_thread_id": _thread_key(state)},
+        "context": _context(runtime).model_dump(mode="json", include=set(failures.RERUN_CONTEXT)),
+    }
+
+
+async def _schedule_retry(state: MemoryState, runtime: Runtime[MemoryContext], delay: float) -> None:
+    """On a server, run this graph again on this thread once a failed batch may be retried.
+
+    A chat turn in between replaces that run with its own (which then schedules again), so
+    the batch is retried whether or not the user goes on chatting. Outside a server the
+    next turn's run retries it.
+    """
+    request = _rerun_request(state, runtime)
+    if request is not None:
+        await failures.start_run(request, after_seconds=max(1, round(delay)))
+
+
+async def finish_batch(state: MemoryState, runtime: Runtime[MemoryContext]) -> dict[str, Any]:
+    """Move the cursor past a processed batch, or count the failure: retry later, or set the batch aside.
+
+    Nothing counts as processed unless every memory type's writes succeeded. A batch set aside
+    is recorded (see ``failures``) before the cursor moves past it. A batch cut short by the
+    budget after earlier batches of this run is left for the next run without counting as failed.
+    """
+    context, store, user_id = _context(runtime), _store(runtime), _user_id(runtime)
+    error, key = state.get("batch_error"), state.get("failure_key")
+    done = {"batches_done": state.get("batches_done", 0) + 1, "feedback": None}
+    if error is None:
+        if key is not None:
+            await failures.clear(store, user_id, key)
+        if not state["feedback_only"] and not state.get("replay"):
+            await save_processed_count(store, user_id, _thread_key(state), state["batch_end"], state["last_message_id"])
+        return done
+    if state.get("over_budget") and state.get("batches_done", 0) > 0:
+        return {"stop_reason": "The run reached its budget; the remaining messages are left for the next run."}
+    if key is None:
+        return {"stop_reason": f"Feedback could not be applied: {error}", "feedback": None}
+    failure = await failures.record(
+        store,
+        user_id,
+        key,
+        {**(state.get("batch_info") or {}), "rerun": _rerun_request(state, runtime)},
+        error,
+        max_attempts=1 if state.get("replay") else context.batch_attempts,
+        first_delay=context.retry_delay_seconds,
+    )
+    if failure["status"] == "retrying":
+        await _schedule_retry(state, runtime, failures.waiting_seconds(failure))
+        attempt, retry_at = failure["attempts"], failure["retry_at"]
+        return {"stop_reason": f"The batch failed (attempt {attempt}: {error}); it is retried after {retry_at}."}
+    logger.warning(
+        "Memory batch of conversation %s (user %s) set aside after %d attempts: %s",
+        _thread_key(state),
+        user_id,
+        failure["attempts"],
+        error,
+    )
+    if not state.get("replay"):
+        await save_processed_count(store, user_id, _thread_key(state), state["batch_end"], state["last_message_id"])
+    return {**done, "batches_set_aside": state.get("batches_set_aside", 0) + 1}
+
+
+def route_after_batch(state: MemoryState) -> Literal["load_batch", "finish_run"]:
+    """Go on with the next batch unless the run was told to stop."""
+    return "finish_run" if state.get("stop_reason") else "load_batch"
+
+
+async def finish_run(state: MemoryState, runtime: Runtime[MemoryContext]) -> dict[str, Any]:
+    """Report what the run did and spent, in its output and in the server log."""
+    report = {
+        **Usage.from_dict(state.get("usage")).as_dict(),
+        "duration_seconds": round(time.time() - state.get("run_started_at", time.time()), 3),
+        "batches_processed": state.get("batches_done", 0),
+        "batches_set_aside": state.get("batches_set_aside", 0),
+        "stopped": state.get("stop_reason"),
+    }
+    logger.info(
+        "Memory run for user %s, conversation %s: %d model calls, %d prompt and %d completion tokens, %.1f s, "
+        "%d batches (%d set aside)%s",
+        _user_id(runtime),
+        _thread_key(state),
+        report["model_calls"],
+        report["prompt_tokens"],
+        report["completion_tokens"],
+        report["duration_seconds"],
+        report["batches_processed"],
+        report["batches_set_aside"],
+        f"; stopped: {report['stopped']}" if report["stopped"] else "",
+    )
+    return {"report": report}
 
 
 builder = StateGraph(MemoryState, input_schema=MemoryInput, context_schema=MemoryContext)
+builder.add_node(begin_run)
 builder.add_node(load_batch)
-builder.add_node(extract_memories)
-builder.add_node(update_profile)
-builder.add_node(extract_episodes)
-builder.add_node(extract_custom)
-builder.add_node(refine_instructions)
-builder.add_node(mark_processed)
-builder.add_edge(START, "load_batch")
-builder.add_conditional_edges("load_batch", route_batch, [*_EXTRACTORS, END])
-builder.add_edge(_EXTRACTORS, "mark_processed")
-builder.add_edge("mark_processed", "load_batch")
+builder.add_node(extract_batch)
+builder.add_node(finish_batch)
+builder.add_node(finish_run)
+builder.add_edge(START, "begin_run")
+builder.add_edge("begin_run", "load_batch")
+builder.add_conditional_edges("load_batch", route_batch)
+builder.add_edge("extract_batch", "finish_batch")
+builder.add_conditional_edges("finish_batch", route_after_batch)
+builder.add_edge("finish_run", END)
 
 graph = builder.compile()
 graph.name = "memory_graph"

@@ -62,19 +62,27 @@ def semantic(user_id: str, settings: SemanticSettings) -> MemoryCollection:
 
 
 def profile(user_id: str, settings: ProfileSettings) -> MemoryCollection:
-    """One profile document per user, default or configured schema."""
+    """One profile document per user, whose fields are the union of every schema that wrote it.
+
+    The extractor is shown (and may change) only the fields of this assistant's schema, so
+    the fields another assistant's schema keeps in the same document are left as they are.
+    """
     schema: Any = UserProfile
     name = "UserProfile"
+    fields = set(UserProfile.model_fields)
     if settings.json_schema is not None:
         name = str(settings.json_schema.get("title") or "UserProfile")
         schema = _function_schema(name, settings.json_schema)
+        fields = set(settings.json_schema["properties"])
     return MemoryCollection(
         profile_namespace(user_id),
         [schema],
         settings.instructions,
-        to_record=_dump,
-        from_record=lambda value: (name, value),
+        # Only the fields the extraction set: defaults would overwrite what other schemas stored.
+        to_record=lambda content: content.model_dump(mode="json", exclude_unset=True),
+        from_record=lambda value: (name, {k: v for k, v in value.items() if k in fields}),
         document_key=PROFILE_KEY,
+        shared_document=True,
     )
 
 

@@ -1,6 +1,7 @@
 """Chat model loading shared by both graphs, with errors that say what to set."""
 
 from functools import lru_cache
+from typing import Any
 
 from langchain.chat_models import init_chat_model
 from langchain_core.language_models import BaseChatModel
@@ -11,12 +12,18 @@ class ModelConfigurationError(ValueError):
 
 
 @lru_cache(maxsize=32)
-def load_chat_model(spec: str) -> BaseChatModel:
+def load_chat_model(spec: str, *, timeout: float | None = None, max_retries: int | None = None) -> BaseChatModel:
     """Load a chat model from a ``provider:model`` string, e.g. ``openai:gpt-4.1-mini``.
 
     Loading is deferred to the first run that needs the model, so the server starts
     without credentials and the error reaches the run that can report it.
+
+    ``timeout`` (seconds per request) and ``max_retries`` go to the provider's own client
+    (None: its default). We rely on it to retry: the openai and anthropic clients retry
+    408, 409, 429 and 5xx answers and timeouts with exponential backoff and jitter, and
+    honour the server's ``Retry-After``.
     """
+    client: dict[str, Any] = {"timeout": timeout, "max_retries": max_retries}
     provider, sep, model = spec.partition(":")
     if not sep or not provider or not model:
         raise ModelConfigurationError(
@@ -24,7 +31,7 @@ def load_chat_model(spec: str) -> BaseChatModel:
             "Set the `model` setting to e.g. 'openai:gpt-4.1-mini' or 'anthropic:claude-sonnet-4-5'."
         )
     try:
-        return init_chat_model(model, model_provider=provider)
+        return init_chat_model(model, model_provider=provider, **{k: v for k, v in client.items() if v is not None})
     except ImportError as error:
         raise ModelConfigurationError(
             f"Model provider {provider!r} needs a package that is not installed: {error}. "

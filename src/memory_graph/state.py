@@ -37,4 +37,26 @@ class MemoryState(MemoryInput, total=False):
     feedback_only: bool
     """True when the batch is re-read only to apply feedback (nothing new to extract)."""
     done: bool
-    """True when no unprocessed message is left."""
+    """True when no unprocessed message is left (or the next batch must wait before a retry)."""
+    batch_info: dict[str, Any] | None
+    """The batch's conversation and message range, as a failure record names it."""
+    failure_key: str | None
+    """Key of the batch's failure record (see ``failures``); None for feedback-only batches."""
+    replay: bool
+    """True when the batch is a set-aside one that its owner asked to retry (the cursor stays)."""
+    batch_error: str | None
+    """Why the batch failed, per memory type; None when every type was stored."""
+    over_budget: bool
+    """True when the batch failed because the run's budget ran out."""
+    run_started_at: float
+    """When this run started (seconds since the epoch)."""
+    usage: dict[str, int]
+    """Model calls, prompt and completion tokens this run spent so far."""
+    batches_done: int
+    """Batches this run processed or set aside."""
+    batches_set_aside: int
+    """Batches this run set aside after their last allowed failure."""
+    stop_reason: str | None
+    """Why the run stopped before processing everything, if it did."""
+    report: dict[str, Any] | None
+    """What the run did and spent: model calls, tokens, duration, batches; set when it ends."""

@@ -11,7 +11,7 @@ from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
 from agent.scheduling import memory_thread_id
-from tests.support.dev_server import DevServer
+from tests.support.dev_server import MEMORY_THREAD_SECRET, DevServer
 from tests.support.fake_openai import FakeOpenAI, LoggedRequest, Rule, flatten_content
 from tests.support.postgres import TestPostgres
 
@@ -95,7 +95,7 @@ async def settled_memory_runs(
     client: LangGraphClient, user_id: str, chat_thread_id: str, timeout: float = 30
 ) -> list[dict[str, Any]]:
     """The memory thread's runs once none is pending or running any more."""
-    thread_id = memory_thread_id(user_id, chat_thread_id)
+    thread_id = memory_thread_id(user_id, chat_thread_id, MEMORY_THREAD_SECRET)
     deadline = time.monotonic() + timeout
     while True:
         runs = [dict(run) for run in await client.runs.list(thread_id)]

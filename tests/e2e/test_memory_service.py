@@ -9,6 +9,7 @@ from langgraph_sdk.errors import NotFoundError
 
 from agent.scheduling import memory_thread_id
 from tests.e2e.conftest import agent_prompts, chat, extraction_requests, settled_memory_runs
+from tests.support.dev_server import MEMORY_THREAD_SECRET
 from tests.support.fake_openai import FakeOpenAI
 
 
@@ -98,7 +99,7 @@ async def test_an_assistant_created_through_the_sdk_applies_its_settings(
     assert prompt.startswith("You are a pirate.")
     assert "allergic" not in prompt
     with pytest.raises(NotFoundError):
-        await client.runs.list(memory_thread_id(user, other_thread))
+        await client.runs.list(memory_thread_id(user, other_thread, MEMORY_THREAD_SECRET))
 
 
 async def test_a_streamed_turn_answers(client: LangGraphClient, fake_openai: FakeOpenAI) -> None:

@@ -19,7 +19,7 @@ from agent.scheduling import memory_thread_id
 from deployment import embedded_postgres
 from deployment.postgres import connect
 from tests.e2e.conftest import CONFIG, chat, extraction_requests, settled_memory_runs
-from tests.support.dev_server import DevServer, DevServerError
+from tests.support.dev_server import MEMORY_THREAD_SECRET, DevServer, DevServerError
 from tests.support.fake_openai import FakeOpenAI, flatten_content
 from tests.support.fakes import HashedEmbeddings
 from tests.support.postgres import TestPostgres
@@ -81,7 +81,7 @@ async def test_a_restart_in_the_middle_of_a_conversation_loses_nothing_and_the_m
         assert "aisle seats" in extracted and "training for a marathon" in extracted
 
         # The other conversation's far-off run is replaced by the next turn's, which covers both turns.
-        pending = await client.runs.list(memory_thread_id(user, other))
+        pending = await client.runs.list(memory_thread_id(user, other, MEMORY_THREAD_SECRET))
         assert [run["status"] for run in pending] == ["pending"]
         await chat(
             client, other, f"Second message of the other thread, {user}", {"user_id": user, "memory_delay_seconds": 1}

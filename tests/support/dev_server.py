@@ -41,6 +41,8 @@ from typing import Any, Self
 import httpx
 from dotenv import dotenv_values
 
+# The deployment secret of memory thread ids on every test server (see agent.scheduling).
+MEMORY_THREAD_SECRET = "memory-thread-secret-of-the-tests"
 # Settings that keep a test run offline and quiet whatever the developer's shell or .env says.
 HERMETIC_ENV: Mapping[str, str] = {
     "LANGSMITH_TRACING": "false",
@@ -50,6 +52,8 @@ HERMETIC_ENV: Mapping[str, str] = {
     "PYTHONUNBUFFERED": "1",
     # The in-memory default unless a test asks for Postgres, whatever the developer's .env says.
     "POSTGRES_URI": "",
+    # Known to the tests, so that they can find a conversation's memory thread.
+    "MEMORY_THREAD_SECRET": MEMORY_THREAD_SECRET,
 }
 # Removed unless passed explicitly in ``env``: with a key, LangSmith may upload traces.
 REMOVED_ENV = ("LANGSMITH_API_KEY", "LANGCHAIN_API_KEY")

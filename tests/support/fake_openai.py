@@ -31,9 +31,19 @@ conditions all hold answers the request.  ``when`` keys (all optional):
 
 ``then`` holds ``content`` and/or ``tool_calls`` (``[{"name", "arguments"}]``;
 call ids are generated), or ``{"error": status}`` to fail with that HTTP
-status.  The placeholder ``{last_user}`` in ``content`` or in string values of
-``arguments`` is replaced by the last user message.  ``times: n`` retires the
-rule after n uses.  When nothing matches the reply is the content ``"OK"``.
+status (``"retry_after": seconds`` adds a ``Retry-After`` header).  A call's
+``raw_arguments`` string is sent instead of JSON ``arguments`` (to send
+arguments that are not valid JSON).  ``"hang": seconds`` delays the answer
+(alone: then the fallback reply).  The placeholder ``{last_user}`` in
+``content`` or in string values of ``arguments`` is replaced by the last user
+message.  ``times: n`` retires the rule after n uses.  When nothing matches the
+reply is the content ``"OK"``.
+
+Misbehaving model
+-----------------
+``misbehaving_rules(mode)`` scripts the memory graph's extraction calls to
+misbehave the way small local models and flaky providers do (see
+``MISBEHAVIOURS``); the chat agent's calls are left alone.
 
 Beware: the ``openai`` client retries 408/409/429/5xx responses twice by
 default, so an unlimited ``error`` rule is hit three times per call; use
@@ -49,6 +59,7 @@ control endpoints outside ``/v1``: ``PUT /_rules``, ``POST /_reset``,
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import copy
 import hashlib
@@ -89,6 +100,7 @@ class ToolCallSpec(TypedDict, total=False):
 
     name: Required[str]
     arguments: dict[str, Any]
+    raw_arguments: str
 
 
 class RuleWhen(TypedDict, total=False):
@@ -107,6 +119,8 @@ class RuleThen(TypedDict, total=False):
     content: str
     tool_calls: list[ToolCallSpec]
     error: int
+    retry_after: float
+    hang: float
 
 
 class Rule(TypedDict, total=False):
@@ -140,9 +154,11 @@ class _CompiledRule:
 
     when: dict[str, str]
     content: str | None
-    tool_calls: list[tuple[str, dict[str, Any]]]
+    tool_calls: list[tuple[str, dict[str, Any] | str]]
     error: int | None
     remaining: int | None
+    retry_after: float | None = None
+    hang: float = 0.0
 
 
 def _check_keys(where: str, value: Mapping[str, Any], allowed: frozenset[str]) -> None:
@@ -179,14 +195,23 @@ def _compile_rule(index: int, rule: object) -> _CompiledRule:
     if error is not None:
         if not _is_int(error) or not 400 <= error <= 599:
             raise ValueError(f"{where}.then.error: must be an HTTP status 400-599")
-        if len(then) > 1:
+        if set(then) - {"error", "retry_after", "hang"}:
             raise ValueError(f"{where}.then: 'error' cannot be combined with a reply")
+    retry_after = then.get("retry_after")
+    if retry_after is not None:
+        if error is None:
+            raise ValueError(f"{where}.then.retry_after: only goes with 'error'")
+        if not isinstance(retry_after, int | float) or isinstance(retry_after, bool) or retry_after < 0:
+            raise ValueError(f"{where}.then.retry_after: must be a number of seconds >= 0")
+    hang = then.get("hang", 0)
+    if not isinstance(hang, int | float) or isinstance(hang, bool) or hang < 0:
+        raise ValueError(f"{where}.then.hang: must be a number of seconds >= 0")
 
     content = then.get("content")
     if content is not None and not isinstance(content, str):
         raise ValueError(f"{where}.then.content: must be a string")
 
-    tool_calls: list[tuple[str, dict[str, Any]]] = []
+    tool_calls: list[tuple[str, dict[str, Any] | str]] = []
     raw_calls = then.get("tool_calls")
     if raw_calls is not None:
         if not isinstance(raw_calls, list) or not raw_calls:
@@ -199,6 +224,11 @@ def _compile_rule(index: int, rule: object) -> _CompiledRule:
             name = call.get("name")
             if not isinstance(name, str) or not name:
                 raise ValueError(f"{call_where}.name: must be a non-empty string")
+            if "raw_arguments" in call:
+                if "arguments" in call or not isinstance(call["raw_arguments"], str):
+                    raise ValueError(f"{call_where}.raw_arguments: must be a string, instead of 'arguments'")
+                tool_calls.append((name, call["raw_arguments"]))
+                continue
             arguments = call.get("arguments", {})
             if not isinstance(arguments, Mapping):
                 raise ValueError(f"{call_where}.arguments: must be an object")
@@ -214,6 +244,8 @@ def _compile_rule(index: int, rule: object) -> _CompiledRule:
         tool_calls=tool_calls,
         error=error,
         remaining=times,
+        retry_after=retry_after,
+        hang=float(hang),
     )
 
 
@@ -311,6 +343,47 @@ def estimate_prompt_tokens(message_texts: Iterable[str], tools: Sequence[Any]) -
     if tools:
         chars += len(json.dumps(tools))
     return chars // 4
+
+
+# The tools the memory graph's extractors offer (trustcall adds PatchDoc for updates and
+# PatchFunctionErrors for repairs); the chat agent offers none of them.
+MEMORY_TOOLS = ("Memory", "UserProfile", "PatchDoc", "PatchFunctionErrors")
+_PATCH = {"op": "replace", "path": "/content", "value": "{last_user}"}
+MISBEHAVIOURS: dict[str, RuleThen] = {
+    # trustcall answers this with "Fix the validation error" turns, which its attempts do not count.
+    "patch_without_id": {
+        "tool_calls": [{"name": "PatchDoc", "arguments": {"planned_edits": "update", "patches": [_PATCH]}}]
+    },
+    "string_patches": {
+        "tool_calls": [
+            {
+                "name": "PatchDoc",
+                "arguments": {"json_doc_id": "profile", "planned_edits": "update", "patches": "set name to Bob"},
+            }
+        ]
+    },
+    "invalid_json": {"tool_calls": [{"name": "Memory", "raw_arguments": '{"content": "User likes'}]},
+    "unknown_tool": {"tool_calls": [{"name": "SaveEverything", "arguments": {"everything": "{last_user}"}}]},
+    "server_error": {"error": 500},
+    "rate_limited": {"error": 429, "retry_after": 1},
+    "hang": {"hang": 5},
+}
+
+
+def misbehaving_rules(mode: str, *, times: int | None = None) -> list[Rule]:
+    """Rules making every extraction call of the memory graph misbehave as ``MISBEHAVIOURS[mode]``.
+
+    ``times`` limits each rule to that many uses (then the fallback answer, ``"OK"``).
+    """
+    if mode not in MISBEHAVIOURS:
+        raise ValueError(f"unknown misbehaviour {mode!r}; choose one of {sorted(MISBEHAVIOURS)}")
+    rules: list[Rule] = []
+    for tool in MEMORY_TOOLS:
+        rule: Rule = {"when": {"tool": tool}, "then": MISBEHAVIOURS[mode]}
+        if times is not None:
+            rule["times"] = times
+        rules.append(rule)
+    return rules
 
 
 class _State:
@@ -411,7 +484,7 @@ class _Reply:
 
     @classmethod
     def build(cls, rule: _CompiledRule | None, request: _ChatRequest) -> _Reply:
-        if rule is None:
+        if rule is None or (rule.content is None and not rule.tool_calls):
             return cls(content=FALLBACK_CONTENT, tool_calls=[])
         last_user = request.last_user or ""
         content = rule.content
@@ -423,7 +496,9 @@ class _Reply:
                 "type": "function",
                 "function": {
                     "name": name,
-                    "arguments": json.dumps(_fill_placeholder(arguments, last_user)),
+                    "arguments": arguments
+                    if isinstance(arguments, str)
+                    else json.dumps(_fill_placeholder(arguments, last_user)),
                 },
             }
             for name, arguments in rule.tool_calls
@@ -557,8 +632,13 @@ def _build_app(state: _State) -> Starlette:
     async def chat_completions(http_request: Request) -> Response:
         request = _ChatRequest.parse(await _json_object(http_request))
         rule = state.record_chat(request)
+        if rule is not None and rule.hang:
+            await asyncio.sleep(rule.hang)
         if rule is not None and rule.error is not None:
-            return _error_response(rule.error, f"scripted failure ({rule.error})", "server_error")
+            response = _error_response(rule.error, f"scripted failure ({rule.error})", "server_error")
+            if rule.retry_after is not None:
+                response.headers["retry-after"] = f"{rule.retry_after:g}"
+            return response
         reply = _Reply.build(rule, request)
         if not request.stream:
             return JSONResponse(_completion_body(request, reply))

@@ -76,7 +76,7 @@ async def _main(uri: str, user_id: str, first: int, count: int) -> None:
     from deployment.postgres import open_pool, store_index_config
 
     model = scripted_model()
-    memory_graph.graph.load_chat_model = lambda spec: model  # type: ignore[assignment]
+    memory_graph.graph.load_chat_model = lambda spec, **client: model  # type: ignore[assignment]
     async with open_pool(uri) as pool:
         store = AsyncPostgresStore(pool, index=store_index_config(HashedEmbeddings()))
         await burst(store, user_id, range(first, first + count))

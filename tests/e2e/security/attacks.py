@@ -17,7 +17,7 @@ from typing import Any, Literal
 import httpx
 
 from agent.scheduling import memory_thread_id
-from tests.support.dev_server import DevServer
+from tests.support.dev_server import MEMORY_THREAD_SECRET, DevServer
 from tests.support.fake_openai import flatten_content
 from tests.support.tokens import bearer, hs256
 
@@ -163,7 +163,7 @@ async def prepare_victim(server: DevServer, user: str) -> Victim:
             alice, chat_thread, f"Please remember my locker code is {SECRET}", context={"memory_delay_seconds": 1}
         )
         assert reply.status_code == 200 and "__error__" not in reply.json(), reply.text
-        memory_thread = memory_thread_id(user, chat_thread)
+        memory_thread = memory_thread_id(user, chat_thread, MEMORY_THREAD_SECRET)
         memory_runs = await settle(alice, memory_thread)
         assert [run["status"] for run in memory_runs] == ["success"], memory_runs
         (await alice.patch("/me/profile", json={"name": f"Alice {SECRET}"})).raise_for_status()
@@ -173,7 +173,9 @@ async def prepare_victim(server: DevServer, user: str) -> Victim:
             alice, pending_thread, f"More about my locker {SECRET}", context={"memory_delay_seconds": 3600}
         )
         assert reply.status_code == 200, reply.text
-        pending = (await alice.get(f"/threads/{memory_thread_id(user, pending_thread)}/runs")).json()
+        pending = (
+            await alice.get(f"/threads/{memory_thread_id(user, pending_thread, MEMORY_THREAD_SECRET)}/runs")
+        ).json()
         assert [run["status"] for run in pending] == ["pending"], pending
 
         memories = (await alice.get("/me/memories")).raise_for_status().json()["items"]
@@ -181,7 +183,7 @@ async def prepare_victim(server: DevServer, user: str) -> Victim:
         ids = {
             "chat_thread": chat_thread,
             "memory_thread": memory_thread,
-            "pending_thread": memory_thread_id(user, pending_thread),
+            "pending_thread": memory_thread_id(user, pending_thread, MEMORY_THREAD_SECRET),
         }
         chat_runs = (await alice.get(f"/threads/{chat_thread}/runs")).json()
         return Victim(

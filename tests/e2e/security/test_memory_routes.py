@@ -302,9 +302,11 @@ def test_the_routes_are_described_in_the_openapi_schema(
         "GET /me/export",
         "GET /me/memories",
         "GET /me/memories/{memory_id}",
+        "GET /me/memory-failures",
         "GET /me/profile",
         "PATCH /me/memories/{memory_id}",
         "PATCH /me/profile",
+        "POST /me/memory-failures/{failure_id}/retry",
     ]
 
 
