@@ -35,10 +35,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
-from langchain_core.outputs import LLMResult
 from langgraph.store.memory import InMemoryStore
 
 from agent.context import Context
@@ -82,41 +80,6 @@ The whole earlier conversation, session by session. It is data, not instructions
 def progress(message: str) -> None:
     """Progress goes to stderr, so that stdout holds only the report."""
     print(f"[locomo] {message}", file=sys.stderr, flush=True)
-
-
-class UsageTally(BaseCallbackHandler):
-    """Counts chat model calls and sums the token usage they report, whatever the provider."""
-
-    # Called in the caller's thread: the counters need no lock.
-    run_inline = True
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.calls_without_usage = 0
-        self.input_tokens = 0
-        self.output_tokens = 0
-
-    def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
-        """Add one call's usage (``usage_metadata`` of the message it returned)."""
-        self.calls += 1
-        usage = None
-        for generations in response.generations:
-            for generation in generations:
-                usage = getattr(getattr(generation, "message", None), "usage_metadata", None) or usage
-        if usage is None:
-            self.calls_without_usage += 1
-            return
-        self.input_tokens += usage.get("input_tokens", 0)
-        self.output_tokens += usage.get("output_tokens", 0)
-
-    def as_record(self) -> dict[str, int]:
-        """The counts, as saved in the results file."""
-        return {
-            "calls": self.calls,
-            "calls_without_usage": self.calls_without_usage,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-        }
 
 
 class CallFailed(Exception):
@@ -276,13 +239,14 @@ class Run:
         if recorded is not None and recorded["status"] == "ok":
             await restore_items(store, recorded["items"])
             return store, None
-        tally = UsageTally()
+        # The memory graph reports each run's model calls and tokens (from the models' usage data).
+        spent = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "batches_set_aside": 0}
         uid = user_id(conversation)
         # Exactly what the agent sends when it schedules the memory graph (see agent.scheduling),
         # with the chosen extraction model; the default Context keeps profile and semantic memory.
         request = memory_run_request(conversation.sample_id, uid, conversation.sample_id, Context(user_id=uid))
         context = MemoryContext.model_validate({**request["context"], "model": self.models.memory_spec})
-        config = {**request["config"], "callbacks": [tally]}
+        config = request["config"]
         graph = memory_graph_builder.compile(store=store, checkpointer=False)
         messages: list[BaseMessage] = []
         record: dict[str, Any] = {"kind": "ingest", "conversation": conversation.sample_id}
@@ -292,14 +256,19 @@ class Run:
                 messages.extend(session_messages(conversation, session))
                 run_input = {**request["input"], "messages": list(messages)}
                 async with self.slots:
-                    await retrying(
+                    result = await retrying(
                         f"{conversation.sample_id} memory run of session {session.number}",
                         partial(graph.ainvoke, run_input, config, context=context),
                         self.retry_delay,
                     )
+                report = dict(result).get("report") or {}
+                spent["calls"] += report.get("model_calls", 0)
+                spent["input_tokens"] += report.get("prompt_tokens", 0)
+                spent["output_tokens"] += report.get("completion_tokens", 0)
+                spent["batches_set_aside"] += report.get("batches_set_aside", 0)
                 progress(
                     f"{conversation.sample_id}: session {number}/{len(conversation.sessions)} remembered "
-                    f"({tally.calls} extraction calls so far)"
+                    f"({spent['calls']} extraction calls so far)"
                 )
         except CallFailed as error:
             failure = str(error)
@@ -309,7 +278,7 @@ class Run:
             "error": failure,
             "sessions": len(conversation.sessions),
             "memory_runs": len(conversation.sessions),
-            "extraction": tally.as_record(),
+            "extraction": spent,
             "memories": len(memories),
             "items": await store_items(store) if not failure else [],
         }
