@@ -419,8 +419,8 @@ def summarize(
             ]
         )
     extraction.notes.append(
-        "Model calls and tokens are counted by a LangChain callback summing the usage_metadata of every chat "
-        "model result during the conversation's memory runs (retries included; embeddings not counted)."
+        "Model calls and tokens are the memory runs' own cost reports (from the models' usage data; "
+        "embeddings not counted)."
     )
     memory_records = by_system.get(MEMORY, [])
     memory_tokens = [r["memory_tokens"] for r in memory_records if r.get("answer") is not None]
