@@ -163,3 +163,16 @@ async def test_a_conversation_whose_cursor_message_vanished_is_processed_again(
     await process(store, conversation(2))
     await process(store, conversation(2, start=10))
     assert "user message number 10" in prompt_text(script.calls("extract")[-1])
+
+
+async def test_background_memories_are_dated_by_the_messages_they_came_from(
+    script: Script, store: InMemoryStore
+) -> None:
+    script.extract = lambda messages: tool_call("Memory", content="User went to a support group on 2023-05-07")
+    said = HumanMessage(
+        "I went to a support group yesterday", id="h1", additional_kwargs={"timestamp": "2023-05-08T13:56:00+00:00"}
+    )
+    await process(store, [said, AIMessage("That sounds good.", id="a1")])
+    assert "[2023-05-08 13:56] I went to a support group yesterday" in prompt_text(script.calls("extract")[0])
+    (item,) = await store.asearch(NS)
+    assert item.value["stated_at"] == "2023-05-08T13:56:00+00:00"

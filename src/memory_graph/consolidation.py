@@ -8,6 +8,7 @@ the extractor just the memories related to the new messages, and keeps no histor
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -19,6 +20,7 @@ from langmem import create_memory_manager
 from pydantic import BaseModel
 
 from memory.history import Action, Provenance, record_change
+from memory.records import STATED_AT_FIELD
 from memory_graph.budget import CallLog, MeteredChatModel, RunBudget, UnusableOutput
 
 # A stored value -> (schema name, current content) as the extractor is shown it.
@@ -73,8 +75,11 @@ async def consolidate(
     provenance: Provenance,
     budget: RunBudget,
     attempts: int,
+    stated_at: datetime | None = None,
 ) -> None:
     """Insert new records, update changed ones, delete contradicted ones; log each change.
+
+    Records written (not documents) keep ``stated_at``: when the messages they came from were said.
 
     The extraction makes at most the calls ``budget`` still allows and gets ``attempts`` to
     produce valid memories. It raises an ``ExtractionError`` (and writes nothing) if the
@@ -117,6 +122,8 @@ async def consolidate(
             await store.adelete(namespace, target)
             await record_change(store, user_id, namespace, target, "delete", before, None, provenance)
             continue
+        if key is None and stated_at is not None:
+            value = {**value, STATED_AT_FIELD: stated_at.isoformat()}
         await store.aput(namespace, target, value, index=False if key is not None else None)
         action: Action = "create" if before is None else "update"
         await record_change(store, user_id, namespace, target, action, before, value, provenance)

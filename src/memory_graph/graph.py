@@ -16,7 +16,8 @@ fails is retried by later runs and eventually set aside (see ``failures``). The 
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
 from langchain_core.language_models import BaseChatModel
@@ -31,7 +32,7 @@ from langmem import create_prompt_optimizer
 from memory.history import Provenance, Source, record_change
 from memory.identity import resolve_user_id
 from memory.locks import user_lock
-from memory.records import instructions_namespace
+from memory.records import instructions_namespace, message_time
 from memory_graph import failures, kinds, prompts
 from memory_graph.budget import BudgetExceeded, CallLog, ExtractionError, MeteredChatModel, RunBudget, Usage
 from memory_graph.consolidation import MemoryCollection, consolidate
@@ -187,12 +188,27 @@ async def load_batch(state: MemoryState, runtime: Runtime[MemoryContext]) -> dic
     return update
 
 
+def _dated(message: AnyMessage) -> AnyMessage:
+    """The message with the day it was said in front, so "yesterday" can become a date."""
+    moment = message_time(message)
+    if moment is None or not isinstance(message.content, str):
+        return message
+    return message.model_copy(update={"content": f"[{moment:%Y-%m-%d %H:%M}] {message.content}"})
+
+
 def transcript(state: MemoryState) -> list[AnyMessage]:
-    """The batch as shown to the extractor, with the already-processed part marked."""
+    """The batch as shown to the extractor, dated, with the already-processed part marked."""
     seen = state["seen_in_batch"]
+    batch = [_dated(message) for message in state["batch"]]
     if not seen:
-        return list(state["batch"])
-    return [*state["batch"][:seen], SystemMessage(prompts.NEW_MESSAGES_MARKER), *state["batch"][seen:]]
+        return batch
+    return [*batch[:seen], SystemMessage(prompts.NEW_MESSAGES_MARKER), *batch[seen:]]
+
+
+def _stated_at(messages: Sequence[AnyMessage]) -> datetime:
+    """When the new messages were said: the latest time they carry, else now."""
+    times = [moment for message in messages if (moment := message_time(message)) is not None]
+    return max(times) if times else datetime.now(UTC)
 
 
 def route_batch(state: MemoryState) -> Literal["extract_batch", "finish_run"]:
@@ -220,6 +236,7 @@ async def _consolidate(
             provenance=Provenance("background", _thread_key(state), [m.id for m in new_messages]),
             budget=budget,
             attempts=context.extraction_attempts,
+            stated_at=_stated_at(new_messages),
         )
 
 
