@@ -25,6 +25,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from memory_graph import failures
 from tests.e2e.security.attacks import (
     SECRET,
     B,
@@ -186,6 +187,8 @@ async def attack_ids(server: DevServer, victim: Victim) -> dict[str, str]:
         "memory_thread": victim.memory_thread,
         "pending_thread": victim.pending_thread,
         "memory_id": victim.memory_id,
+        # The key a set-aside batch of A's conversation would have (the victim has none set aside).
+        "failure_id": failures.failure_key(victim.chat_thread, "first-message"),
         "checkpoint_id": state["checkpoint"]["checkpoint_id"],
         "assistant_id": agent["assistant_id"],
         "cron_id": str(uuid.uuid4()),
