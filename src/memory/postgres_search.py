@@ -65,7 +65,9 @@ def _vector_literal(vector: Sequence[float]) -> str:
 
 
 async def _rows(conn: AsyncConnection[DictRow], sql: str, params: Sequence[Any] | dict[str, Any]) -> list[DictRow]:
-    cursor = await conn.execute(cast(Any, sql), params)
+    # Never prepared: a prepared statement may switch to a generic plan, blind to which user and
+    # which words it is asked about (e.g. computing every row's text vector instead of using the index).
+    cursor = await conn.execute(cast(Any, sql), params, prepare=False)
     return await cursor.fetchall()
 
 
@@ -77,13 +79,13 @@ async def _pgvector_version(conn: AsyncConnection[DictRow]) -> tuple[int, ...]:
 
 
 async def _exact_nearest(conn: AsyncConnection[DictRow], prefix: str, vector: str, limit: int) -> list[DictRow]:
-    # MATERIALIZED keeps the planner from ordering through the HNSW index over everybody's rows.
+    # Ordering by "distance + 0" rather than the distance itself keeps the planner from walking the
+    # HNSW index over everybody's rows: the user's rows are read and sorted, exactly.
     return await _rows(
         conn,
         """
-        WITH mine AS MATERIALIZED (SELECT key, embedding FROM store_vectors WHERE prefix = %(prefix)s)
-        SELECT key, min(embedding <=> %(vector)s::vector) AS distance
-        FROM mine GROUP BY key ORDER BY distance LIMIT %(limit)s
+        SELECT key, (embedding <=> %(vector)s::vector) + 0 AS distance FROM store_vectors
+        WHERE prefix = %(prefix)s ORDER BY 2 LIMIT %(limit)s
         """,
         {"prefix": prefix, "vector": vector, "limit": limit},
     )
@@ -190,8 +192,10 @@ async def candidates(
     query_vector: Sequence[float] | None,
     pool: int,
     parameters: lexical.BM25Parameters,
+    *,
+    with_words: bool = True,
 ) -> Candidates:
-    """The ``pool`` nearest memories and the ``pool`` best by BM25, each with both scores."""
+    """The ``pool`` nearest memories and (``with_words``) the ``pool`` best by BM25, each with both scores."""
     prefix = _namespace_text(namespace)
     vector = _vector_literal(query_vector) if query_vector is not None else None
 
@@ -202,6 +206,8 @@ async def candidates(
             return await nearest_keys(conn, prefix, vector, pool)
 
     async def words() -> dict[str, float]:
+        if not with_words:
+            return {}
         async with _connection(store) as conn:
             return await lexical_scores(conn, prefix, query, parameters)
 

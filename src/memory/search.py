@@ -199,7 +199,9 @@ async def search_memories(
         found = await asyncio.to_thread(index.candidates, namespace, vector, lexical.terms(query), pool, weights.bm25)
     elif isinstance(backend, AsyncPostgresStore):
         vector = await _query_vector(backend, query)
-        found = await postgres_search.candidates(backend, namespace, query, vector, pool, weights.bm25)
+        found = await postgres_search.candidates(
+            backend, namespace, query, vector, pool, weights.bm25, with_words=weights.lexical > 0
+        )
     else:
         found = await _generic_candidates(store, namespace, query, pool, weights.bm25)
     ranked = rank(found, weights, now or datetime.now(UTC))
