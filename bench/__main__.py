@@ -23,6 +23,7 @@ from bench import (
     background_cost,
     debounce,
     locomo_recall,
+    multi_tenant,
     progress,
     recall_latency,
     turn_overhead,
@@ -43,6 +44,7 @@ BENCHMARKS: dict[str, Callable[[Options], Awaitable[Section]]] = {
     "background_cost": lambda options: background_cost.run(options.quick),
     "debounce": lambda options: debounce.run(options.quick),
     "recall_latency": lambda options: recall_latency.run(options.quick),
+    "multi_tenant": lambda options: multi_tenant.run(options.quick),
     "write_throughput": lambda options: write_throughput.run(options.quick),
     locomo_recall.NAME: lambda options: locomo_recall.run(options.quick, options.data),
 }
