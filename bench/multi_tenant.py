@@ -239,16 +239,16 @@ def _variants(tenancy: Tenancy, total: int) -> list[Variant]:
     variants = []
     if tenancy.per_user > postgres_search.EXACT_SCAN_LIMIT:
         # Users above EXACT_SCAN_LIMIT: the HNSW candidate list, and the exact scan for contrast.
-        variants += [Variant(f"HNSW_EF_SEARCH={ef}", {"HNSW_EF_SEARCH": ef}) for ef in (100, 400)]
-        variants.append(Variant("EXACT_SCAN_LIMIT above (exact scan)", {"EXACT_SCAN_LIMIT": total + 1}))
+        variants += [Variant(f"HNSW_EF_SEARCH {ef}", {"HNSW_EF_SEARCH": ef}) for ef in (100, 400)]
+        variants.append(Variant(f"EXACT_SCAN_LIMIT {total + 1:,}", {"EXACT_SCAN_LIMIT": total + 1}))
     elif tenancy.per_user > 1_000:
         # Users below EXACT_SCAN_LIMIT, scanned exactly by default: what HNSW would give them.
         limit = tenancy.per_user - 1
         variants += [
-            Variant(f"EXACT_SCAN_LIMIT={limit:,} (HNSW), ef {ef}", {"EXACT_SCAN_LIMIT": limit, "HNSW_EF_SEARCH": ef})
+            Variant(f"EXACT_SCAN_LIMIT {limit:,}, ef {ef}", {"EXACT_SCAN_LIMIT": limit, "HNSW_EF_SEARCH": ef})
             for ef in (200, 400)
         ]
-    variants.append(Variant("plan_cache_mode=force_custom_plan", custom_plans=True, paths=(SIMILARITY, HYBRID)))
+    variants.append(Variant("custom plans", custom_plans=True, paths=(SIMILARITY, HYBRID)))
     return variants
 
 
@@ -321,13 +321,14 @@ def _mean(values: Sequence[float]) -> str:
     return f"{np.mean(values):.3f}" if values else "-"
 
 
-def _row(label: str, search: str, measured: Measured, path: str, ks: Sequence[int]) -> list[str]:
+def _row(label: str, setting: str, measured: Measured, path: str, ks: Sequence[int]) -> list[str]:
     def per_k(values: Mapping[tuple[str, int], list[float]]) -> list[str]:
         return [_mean(values[(path, k)]) if k in ks else "" for k in KS]
 
     return [
         label,
-        search,
+        path,
+        setting,
         *per_k(measured.fill),
         *per_k(measured.recall),
         f"{percentile(measured.ms[path], 50):.1f} ms",
@@ -346,15 +347,24 @@ def _breakdown(measured: Measured, path: str) -> str:
 def _report(results: Sequence[TenancyResult], plan: Plan, quick: bool) -> Section:
     section = Section(
         title="Multi-tenant recall on Postgres: one user's search among many users (embedded PG 16 + pgvector 0.6.2)",
-        columns=["users x memories", "search", "fill@5", "fill@10", "recall@5", "recall@10", "p50", "p95", "n"],
+        columns=[
+            "users x memories",
+            "search",
+            "setting",
+            "fill@5",
+            "fill@10",
+            "recall@5",
+            "recall@10",
+            "p50",
+            "p95",
+            "n",
+        ],
     )
     for result in results:
         label = result.tenancy.label
-        section.rows += [_row(label, path, result.measured, path, KS) for path in PATHS]
+        section.rows += [_row(label, "default", result.measured, path, KS) for path in PATHS]
         for variant, measured in result.variants:
-            section.rows += [
-                _row(label, f"  {path}, {variant.label}", measured, path, KS[-1:]) for path in variant.paths
-            ]
+            section.rows += [_row(label, variant.label, measured, path, KS[-1:]) for path in variant.paths]
     first = results[0]
     ratio = percentile(first.measured.ms[OLD], 50) / percentile(first.measured.ms[SIMILARITY], 50)
     section.notes += [
@@ -366,9 +376,10 @@ def _report(results: Sequence[TenancyResult], plan: Plan, quick: bool) -> Sectio
         "vectors (NumPy) returned; hybrid (the default ranking) re-ranks with BM25 on purpose, so only its fill "
         "is compared.",
         f"Default settings: EXACT_SCAN_LIMIT={postgres_search.EXACT_SCAN_LIMIT:,}, HNSW_EF_SEARCH="
-        f"{postgres_search.HNSW_EF_SEARCH}. Indented rows: the same pairs at k=10 with one setting changed "
-        f"({plan.variant_budget_s:g} s each); plan_cache_mode=force_custom_plan is set on the connections "
-        "(PostgreSQL otherwise switches a statement prepared on a connection to a generic plan after 5 runs).",
+        f"{postgres_search.HNSW_EF_SEARCH}. Other settings: the same pairs at k=10 with one constant of "
+        f"memory.postgres_search changed ({plan.variant_budget_s:g} s each), or 'custom plans': the connections "
+        "set plan_cache_mode=force_custom_plan (PostgreSQL otherwise may switch a statement prepared on a "
+        "connection to a generic plan, blind to the parameters' values, from its 6th run).",
         f"At {first.tenancy.label}: old p50 / new similarity p50 = {ratio:.2f}x.",
         *(
             f"Where the new similarity search spends its time at {r.tenancy.label} (ms per search, SQL statements "
