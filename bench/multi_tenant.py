@@ -40,18 +40,14 @@ from bench import Section, percentile, progress
 from bench.synthetic import (
     QUERIES,
     LookupEmbeddings,
-    build_vector_index,
-    bulk_load,
-    create_database,
-    drop_vector_index,
+    StoreDatabase,
     embed,
     empty_store_tables,
     exact_top,
-    index_definition,
     memory_texts,
-    throwaway_postgres,
+    throwaway_store_database,
 )
-from deployment.postgres import open_pool, prepare_database, store_index_config
+from deployment.postgres import open_pool, store_index_config
 from memory import postgres_search
 from memory.records import memory_namespace
 from memory.search import SIMILARITY_ONLY, search_memories
@@ -149,7 +145,7 @@ def _statement(sql: str) -> str:
 
 
 @contextlib.contextmanager
-def _timing_statements(measured: Measured, current: list[str]) -> Iterator[None]:
+def timing_statements(measured: Measured, current: list[str]) -> Iterator[None]:
     """Time every statement of ``memory.postgres_search``, for the path in ``current[0]``."""
     rows_of = postgres_search._rows
 
@@ -212,7 +208,7 @@ async def _measure(
             await searches[path](memory_namespace(_user_id(user)), QUERIES[0], max(ks))
     current = [paths[0]]
     deadline = time.perf_counter() + budget_s
-    with _timing_statements(measured, current):
+    with timing_statements(measured, current):
         for round_number, (user, query) in enumerate(pairs):
             if round_number >= MIN_ROUNDS and time.perf_counter() > deadline:
                 break
@@ -252,16 +248,10 @@ def _variants(tenancy: Tenancy, total: int) -> list[Variant]:
     return variants
 
 
-async def _load(uri: str, create_index: str, tenancy: Tenancy, corpus: Corpus) -> tuple[float, float]:
-    await empty_store_tables(uri)
-    await drop_vector_index(uri)
+async def _load(database: StoreDatabase, tenancy: Tenancy, corpus: Corpus) -> tuple[float, float]:
+    await empty_store_tables(database.uri)
     prefixes = [".".join(memory_namespace(_user_id(i // tenancy.per_user))) for i in range(len(corpus.keys))]
-    start = time.perf_counter()
-    await bulk_load(uri, prefixes, corpus.keys, corpus.texts, corpus.vectors)
-    load_s = time.perf_counter() - start
-    start = time.perf_counter()
-    await build_vector_index(uri, create_index)
-    return load_s, time.perf_counter() - start
+    return await database.load(prefixes, corpus.keys, corpus.texts, corpus.vectors)
 
 
 async def run(quick: bool) -> Section:
@@ -275,45 +265,32 @@ async def run(quick: bool) -> Section:
     lookup = LookupEmbeddings(dict(zip(QUERIES, corpus.query_vectors.tolist(), strict=True)))
     rng = random.Random(5)
     results: list[TenancyResult] = []
-    with throwaway_postgres() as admin_uri:
-        uri = create_database(admin_uri, "bench_multi_tenant")
-        index = store_index_config(lookup)
-        await prepare_database(uri, index)
-        create_index = await index_definition(uri)
-        async with (
-            open_pool(uri, max_size=2) as pool,
-            open_pool(psycopg.conninfo.make_conninfo(uri, options=CUSTOM_PLANS), max_size=2) as custom_pool,
-        ):
-            searches = _searches(AsyncPostgresStore(pool, index=index))
-            custom_searches = _searches(AsyncPostgresStore(custom_pool, index=index))
-            for tenancy in tenancies:
-                progress(f"multi_tenant: loading {tenancy.label} and building the HNSW index")
-                load_s, index_s = await _load(uri, create_index, tenancy, corpus)
-                users = rng.sample(range(tenancy.users), min(plan.users, tenancy.users))
-                pairs = [(rng.choice(users), rng.randrange(len(QUERIES))) for _ in range(plan.max_rounds)]
-                progress(f"multi_tenant: searching at {tenancy.label}")
-                measured = await _measure(searches, pairs, tenancy, corpus, plan.budget_s)
-                result = TenancyResult(tenancy, measured, load_s, index_s)
-                for variant in _variants(tenancy, total) if plan.variant_budget_s else []:
-                    progress(f"multi_tenant: {tenancy.label} with {variant.label}")
-                    with contextlib.ExitStack() as stack:
-                        for name, value in variant.settings.items():
-                            stack.enter_context(patch.object(postgres_search, name, value))
-                        result.variants.append(
-                            (
-                                variant,
-                                await _measure(
-                                    custom_searches if variant.custom_plans else searches,
-                                    pairs,
-                                    tenancy,
-                                    corpus,
-                                    plan.variant_budget_s,
-                                    variant.paths,
-                                    KS[-1:],
-                                ),
-                            )
-                        )
-                results.append(result)
+    index = store_index_config(lookup)
+    async with (
+        throwaway_store_database("bench_multi_tenant", index) as database,
+        open_pool(database.uri, max_size=2) as pool,
+        open_pool(psycopg.conninfo.make_conninfo(database.uri, options=CUSTOM_PLANS), max_size=2) as custom_pool,
+    ):
+        searches = _searches(AsyncPostgresStore(pool, index=index))
+        custom_searches = _searches(AsyncPostgresStore(custom_pool, index=index))
+        for tenancy in tenancies:
+            progress(f"multi_tenant: loading {tenancy.label} and building the HNSW index")
+            load_s, index_s = await _load(database, tenancy, corpus)
+            users = rng.sample(range(tenancy.users), min(plan.users, tenancy.users))
+            pairs = [(rng.choice(users), rng.randrange(len(QUERIES))) for _ in range(plan.max_rounds)]
+            progress(f"multi_tenant: searching at {tenancy.label}")
+            measured = await _measure(searches, pairs, tenancy, corpus, plan.budget_s)
+            result = TenancyResult(tenancy, measured, load_s, index_s)
+            for variant in _variants(tenancy, total) if plan.variant_budget_s else []:
+                progress(f"multi_tenant: {tenancy.label} with {variant.label}")
+                with contextlib.ExitStack() as stack:
+                    for name, value in variant.settings.items():
+                        stack.enter_context(patch.object(postgres_search, name, value))
+                    chosen = custom_searches if variant.custom_plans else searches
+                    budget = plan.variant_budget_s
+                    varied = await _measure(chosen, pairs, tenancy, corpus, budget, variant.paths, KS[-1:])
+                result.variants.append((variant, varied))
+            results.append(result)
     return _report(results, plan, quick)
 
 

@@ -21,16 +21,20 @@ import re
 import shutil
 import struct
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import psycopg
 from langchain_core.embeddings import Embeddings
+from langgraph.store.postgres.base import PostgresIndexConfig
 from psycopg import sql
 
 from deployment import embedded_postgres
+from deployment.postgres import prepare_database
 
 DIMS = 1536
 # Weight of a text's own direction relative to one word's.
@@ -235,7 +239,6 @@ def vector_dump_ms(samples: int = 50) -> float:
     float by float: a cost of the client, paid per search (twice) and per write.
     """
     import statistics
-    import time
 
     from psycopg.adapt import PyFormat, Transformer
 
@@ -270,3 +273,31 @@ async def empty_store_tables(uri: str) -> None:
     """Delete every memory and vector from the store's tables (the indexes stay)."""
     async with await psycopg.AsyncConnection.connect(uri, autocommit=True) as conn:
         await conn.execute("TRUNCATE store, store_vectors")
+
+
+@dataclass(frozen=True)
+class StoreDatabase:
+    """A database migrated as the project migrates it, and the store's ``CREATE INDEX`` for its vectors."""
+
+    uri: str
+    create_vector_index: str
+
+    async def load(
+        self, prefix: str | Sequence[str], keys: Sequence[str], texts: Sequence[str], vectors: np.ndarray
+    ) -> tuple[float, float]:
+        """Bulk-load memories with the vector index dropped, then rebuild it; seconds spent on each."""
+        await drop_vector_index(self.uri)
+        start = time.perf_counter()
+        await bulk_load(self.uri, prefix, keys, texts, vectors)
+        loaded = time.perf_counter()
+        await build_vector_index(self.uri, self.create_vector_index)
+        return loaded - start, time.perf_counter() - loaded
+
+
+@contextlib.asynccontextmanager
+async def throwaway_store_database(name: str, index: PostgresIndexConfig) -> AsyncIterator[StoreDatabase]:
+    """A throwaway embedded PostgreSQL whose database ``deployment.postgres`` prepared (HNSW and full-text indexes)."""
+    with throwaway_postgres() as admin_uri:
+        uri = create_database(admin_uri, name)
+        await prepare_database(uri, index)
+        yield StoreDatabase(uri, await index_definition(uri))
