@@ -166,6 +166,12 @@ async def run(quick: bool) -> Section:
     return _report(results, plan, quick)
 
 
+def _postgres_scan(result: SizeResult) -> str:
+    short = sum(result.measured.hnsw_short[_path("Postgres", ranking)] for ranking in RANKINGS)
+    scan = "exact" if result.size <= postgres_search.EXACT_SCAN_LIMIT else "HNSW"
+    return f"{scan}, {short} short->exact" if short else scan
+
+
 def _report(results: Sequence[SizeResult], plan: Plan, quick: bool) -> Section:
     section = Section(
         title="Recall latency in one user's namespace: in-memory vs Postgres, through search_memories (k=5)",
@@ -197,12 +203,7 @@ def _report(results: Sequence[SizeResult], plan: Plan, quick: bool) -> Section:
                     f"{percentile(m.ms[default], 95):.2f} ms",
                     str(len(m.ms[default])),
                     f"{np.mean(m.recall[(similarity, LIMIT)]):.3f}",
-                    (
-                        ("exact" if r.size <= postgres_search.EXACT_SCAN_LIMIT else "HNSW")
-                        + (f", {m.hnsw_short} short->exact" if m.hnsw_short else "")
-                        if store == "Postgres"
-                        else ""
-                    ),
+                    _postgres_scan(r) if store == "Postgres" else "",
                 ]
             )
     ratios = []
