@@ -211,7 +211,7 @@ def _report(results: Sequence[SizeResult], plan: Plan, quick: bool) -> Section:
         for ranking in RANKINGS:
             memory_ms = percentile(r.measured.ms[_path("in-memory", ranking)], 50)
             postgres_ms = percentile(r.measured.ms[_path("Postgres", ranking)], 50)
-            ratios.append(f"{r.size:,} {ranking}: {postgres_ms / memory_ms:.1f}x")
+            ratios.append(f"{r.size:,} {ranking}: {postgres_ms / memory_ms:.3g}x")
     targets = []
     for r in results:
         if r.size in IN_MEMORY_TARGET_MS:
