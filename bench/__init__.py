@@ -20,6 +20,9 @@ class Section:
     columns: list[str]
     rows: list[list[str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # One machine-readable line the runner prints after the whole report, so that it is the last line
+    # of stdout whatever else ran (e.g. ``locomo_recall: recall@5=...``).
+    final_line: str | None = None
 
     def render(self) -> str:
         """The section as plain text: a title, an aligned table, then the notes."""

@@ -1,7 +1,10 @@
-"""Run the benchmarks and print one report: ``python -m bench [--quick] [--only NAME ...]``.
+"""Run the benchmarks and print one report: ``python -m bench [--quick] [--only NAME ...] [--data PATH]``.
 
 ``--quick`` is a smoke run (fewer iterations, smaller bursts) that finishes in under a minute;
 the full run takes a few minutes on two cores. Progress goes to stderr, the report to stdout.
+``locomo_recall`` needs a LoCoMo-format file (``--data PATH``) and the ``bench`` dependency group;
+without ``--data`` a run of all benchmarks leaves it out. A benchmark's machine-readable line (such
+as ``locomo_recall: recall@5=...``) is printed after the whole report, as the last line of stdout.
 """
 
 import argparse
@@ -12,35 +15,50 @@ import sys
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 from bench import (
     Section,
     background_cost,
     background_isolation,
     debounce,
+    locomo_recall,
+    multi_tenant,
     progress,
     recall_latency,
     turn_overhead,
     write_throughput,
 )
 
-BENCHMARKS: dict[str, Callable[[bool], Awaitable[Section]]] = {
-    "turn_overhead": turn_overhead.run,
-    "background_cost": background_cost.run,
-    "debounce": debounce.run,
-    "recall_latency": recall_latency.run,
-    "write_throughput": write_throughput.run,
-    "background_isolation": background_isolation.run,
+
+@dataclass(frozen=True)
+class Options:
+    """What the command line asks of every benchmark."""
+
+    quick: bool
+    data: Path | None
+
+
+BENCHMARKS: dict[str, Callable[[Options], Awaitable[Section]]] = {
+    "turn_overhead": lambda options: turn_overhead.run(options.quick),
+    "background_cost": lambda options: background_cost.run(options.quick),
+    "debounce": lambda options: debounce.run(options.quick),
+    "recall_latency": lambda options: recall_latency.run(options.quick),
+    "multi_tenant": lambda options: multi_tenant.run(options.quick),
+    "write_throughput": lambda options: write_throughput.run(options.quick),
+    "background_isolation": lambda options: background_isolation.run(options.quick),
+    locomo_recall.NAME: lambda options: locomo_recall.run(options.quick, options.data),
 }
 
 
-async def _run_all(names: list[str], quick: bool) -> tuple[list[Section], bool]:
+async def _run_all(names: list[str], options: Options) -> tuple[list[Section], bool]:
     sections: list[Section] = []
     ok = True
     for name in names:
         start = time.perf_counter()
         try:
-            section = await BENCHMARKS[name](quick)
+            section = await BENCHMARKS[name](options)
         except Exception as error:
             ok = False
             traceback.print_exc()
@@ -58,11 +76,23 @@ def main() -> None:
     parser.add_argument(
         "--only", action="append", choices=sorted(BENCHMARKS), help="run only these benchmarks (repeatable)"
     )
+    parser.add_argument(
+        "--data", type=Path, metavar="PATH", help="a LoCoMo-format file (e.g. ../shared/data/locomo-dev.json)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     names = args.only or list(BENCHMARKS)
+    if locomo_recall.NAME in names:
+        if args.only or args.data is not None:
+            try:
+                locomo_recall.check(args.data)
+            except locomo_recall.MissingRequirement as error:
+                parser.error(str(error))
+        else:
+            names.remove(locomo_recall.NAME)
+            progress(f"{locomo_recall.NAME} left out (no --data); to run it: {locomo_recall.RUN_COMMAND}")
     start = time.perf_counter()
-    sections, ok = asyncio.run(_run_all(names, args.quick))
+    sections, ok = asyncio.run(_run_all(names, Options(quick=args.quick, data=args.data)))
     header = (
         f"Memory service benchmarks ({'quick' if args.quick else 'full'} run) - "
         f"Python {platform.python_version()}, {platform.machine()}, "
@@ -71,6 +101,10 @@ def main() -> None:
     print(header)
     print()
     print("\n\n".join(section.render() for section in sections))
+    final_lines = [section.final_line for section in sections if section.final_line is not None]
+    if final_lines:
+        print()
+        print("\n".join(final_lines))
     if not ok:
         sys.exit(1)
 

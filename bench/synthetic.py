@@ -1,6 +1,6 @@
 """Synthetic memories with dense embeddings, a throwaway embedded PostgreSQL, and bulk loading.
 
-Shared by the store benchmarks (``recall_latency``, ``write_throughput``).
+Shared by the store benchmarks (``recall_latency``, ``multi_tenant``, ``turn_overhead``, ``write_throughput``).
 
 * Texts: "<subject> <verb> <object> <qualifier>; note <i>." for i = 0, 1, 2 ...
 * Embeddings: dense and 1536-dimensional like a real model's, with meaning: each word has a
@@ -21,16 +21,20 @@ import re
 import shutil
 import struct
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import psycopg
 from langchain_core.embeddings import Embeddings
+from langgraph.store.postgres.base import PostgresIndexConfig
 from psycopg import sql
 
 from deployment import embedded_postgres
+from deployment.postgres import prepare_database
 
 DIMS = 1536
 # Weight of a text's own direction relative to one word's.
@@ -169,15 +173,19 @@ def create_database(admin_uri: str, name: str) -> str:
     return psycopg.conninfo.make_conninfo(admin_uri, dbname=name)
 
 
-def _copy_vectors(prefix: str, keys: Sequence[str], vectors: np.ndarray) -> Iterator[bytes]:
+def _prefixes(prefix: str | Sequence[str], count: int) -> Sequence[str]:
+    return [prefix] * count if isinstance(prefix, str) else prefix
+
+
+def _copy_vectors(prefix: str | Sequence[str], keys: Sequence[str], vectors: np.ndarray) -> Iterator[bytes]:
     """``store_vectors`` rows in COPY's binary format, in chunks (pgvector's binary ``vector``)."""
     yield b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
     big_endian = vectors.astype(">f4")
     head = struct.pack(">hh", vectors.shape[1], 0)
-    fixed = [field.encode() for field in (prefix, "content")]
+    field_name = b"content"
     buffer = io.BytesIO()
-    for key, vector in zip(keys, big_endian, strict=True):
-        fields = [fixed[0], key.encode(), fixed[1], head + vector.tobytes()]
+    for row_prefix, key, vector in zip(_prefixes(prefix, len(keys)), keys, big_endian, strict=True):
+        fields = [row_prefix.encode(), key.encode(), field_name, head + vector.tobytes()]
         buffer.write(struct.pack(">h", len(fields)))
         for field in fields:
             buffer.write(struct.pack(">i", len(field)))
@@ -189,14 +197,19 @@ def _copy_vectors(prefix: str, keys: Sequence[str], vectors: np.ndarray) -> Iter
     yield buffer.getvalue()
 
 
-async def bulk_load(uri: str, prefix: str, keys: Sequence[str], texts: Sequence[str], vectors: np.ndarray) -> None:
-    """Insert memories into the store's tables with COPY, as a bulk import would."""
+async def bulk_load(
+    uri: str, prefix: str | Sequence[str], keys: Sequence[str], texts: Sequence[str], vectors: np.ndarray
+) -> None:
+    """Insert memories into the store's tables with COPY, as a bulk import would.
+
+    ``prefix`` is the namespace (as the store writes it, e.g. ``memories.<user>``) of every row, or one per row.
+    """
     import json
 
     async with await psycopg.AsyncConnection.connect(uri, autocommit=True) as conn:
         async with conn.cursor() as cur, cur.copy("COPY store (prefix, key, value) FROM STDIN") as copy:
-            for key, text in zip(keys, texts, strict=True):
-                await copy.write_row((prefix, key, json.dumps({"content": text})))
+            for row_prefix, key, text in zip(_prefixes(prefix, len(keys)), keys, texts, strict=True):
+                await copy.write_row((row_prefix, key, json.dumps({"content": text})))
         statement = "COPY store_vectors (prefix, key, field_name, embedding) FROM STDIN (FORMAT BINARY)"
         async with conn.cursor() as cur, cur.copy(statement) as copy:
             for chunk in _copy_vectors(prefix, keys, vectors):
@@ -226,7 +239,6 @@ def vector_dump_ms(samples: int = 50) -> float:
     float by float: a cost of the client, paid per search (twice) and per write.
     """
     import statistics
-    import time
 
     from psycopg.adapt import PyFormat, Transformer
 
@@ -246,3 +258,46 @@ async def index_definition(uri: str) -> str:
         cursor = await conn.execute("SELECT pg_get_indexdef('store_vectors_embedding_idx'::regclass)")
         row: Any = await cursor.fetchone()
         return str(row[0])
+
+
+def exact_top(vectors: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
+    """Rows of the ``k`` vectors most similar to ``query`` (unit vectors: cosine), best first."""
+    scores = vectors @ query
+    if len(scores) > k:
+        best = np.argpartition(-scores, k - 1)[:k]
+        return best[np.argsort(-scores[best])]
+    return np.argsort(-scores)
+
+
+async def empty_store_tables(uri: str) -> None:
+    """Delete every memory and vector from the store's tables (the indexes stay)."""
+    async with await psycopg.AsyncConnection.connect(uri, autocommit=True) as conn:
+        await conn.execute("TRUNCATE store, store_vectors")
+
+
+@dataclass(frozen=True)
+class StoreDatabase:
+    """A database migrated as the project migrates it, and the store's ``CREATE INDEX`` for its vectors."""
+
+    uri: str
+    create_vector_index: str
+
+    async def load(
+        self, prefix: str | Sequence[str], keys: Sequence[str], texts: Sequence[str], vectors: np.ndarray
+    ) -> tuple[float, float]:
+        """Bulk-load memories with the vector index dropped, then rebuild it; seconds spent on each."""
+        await drop_vector_index(self.uri)
+        start = time.perf_counter()
+        await bulk_load(self.uri, prefix, keys, texts, vectors)
+        loaded = time.perf_counter()
+        await build_vector_index(self.uri, self.create_vector_index)
+        return loaded - start, time.perf_counter() - loaded
+
+
+@contextlib.asynccontextmanager
+async def throwaway_store_database(name: str, index: PostgresIndexConfig) -> AsyncIterator[StoreDatabase]:
+    """A throwaway embedded PostgreSQL whose database ``deployment.postgres`` prepared (HNSW and full-text indexes)."""
+    with throwaway_postgres() as admin_uri:
+        uri = create_database(admin_uri, name)
+        await prepare_database(uri, index)
+        yield StoreDatabase(uri, await index_definition(uri))

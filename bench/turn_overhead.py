@@ -1,8 +1,10 @@
 """Memory overhead of one agent turn: recall plus scheduling, with the model's time excluded.
 
-The real ``agent`` graph is compiled with an ``InMemorySaver`` and an ``InMemoryStore`` whose
-semantic index uses ``HashedEmbeddings`` (a local bag-of-words hash, no network). The store
-holds 100, 1,000 or 10,000 distinct memories for the user. The chat model is a
+The real ``agent`` graph is compiled with an ``InMemorySaver`` and a store whose semantic index
+uses ``HashedEmbeddings`` (a local bag-of-words hash, no network): LangGraph's ``InMemoryStore``
+(``langgraph dev``'s default) holding 100, 1,000 or 10,000 distinct memories for the user, and
+``AsyncPostgresStore`` on a throwaway embedded PostgreSQL (``bench.synthetic``; the project's
+migrations, HNSW and full-text indexes) holding 10,000, bulk-loaded with COPY. The chat model is a
 ``ScriptedChatModel`` that answers at once with a plain message, so a turn's wall time is
 the graph's own work. To schedule as on a server without running one, ``is_server_run`` is
 patched to return True and ``get_client`` to return a stub whose ``runs.create`` checks its
@@ -19,40 +21,45 @@ Recall cost includes embedding the query with ``HashedEmbeddings``; a real embed
 call would add its own network latency on top.
 """
 
+import contextlib
 import gc
 import itertools
 import random
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from unittest.mock import patch
 
+import numpy as np
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.store.base import PutOp
+from langgraph.store.base import BaseStore, PutOp
 from langgraph.store.memory import InMemoryStore
+from langgraph.store.postgres.aio import AsyncPostgresStore
 from tests.support.fakes import HashedEmbeddings, ScriptedChatModel
 
 import agent.graph
 import agent.scheduling
 from agent.context import Context
 from bench import Section, median, percentile, progress
-from bench.synthetic import QUERIES, memory_texts
+from bench.synthetic import QUERIES, memory_texts, throwaway_store_database
+from deployment.postgres import open_pool, store_index_config
 from memory.records import memory_namespace, memory_record
 
 USER_ID = "bench-user"
-SIZES = (100, 1_000, 10_000)
+# (store, memories for the user), measured in this order.
+SETUPS = (("in-memory", 100), ("in-memory", 1_000), ("in-memory", 10_000), ("Postgres", 10_000))
 VARIANTS = ("off", "schedule", "on")
 _FILL_BATCH = 1_000
 
 
 @dataclass(frozen=True)
 class Plan:
-    """How long to measure each store size: up to ``iterations`` rounds within ``budget_s``."""
+    """How long to measure each store and size: up to ``iterations`` rounds within ``budget_s``."""
 
     iterations: int
     budget_s: float
@@ -70,6 +77,29 @@ async def filled_store(count: int) -> InMemoryStore:
     for start in range(0, len(ops), _FILL_BATCH):
         await store.abatch(ops[start : start + _FILL_BATCH])
     return store
+
+
+@contextlib.asynccontextmanager
+async def filled_postgres_store(count: int) -> AsyncIterator[AsyncPostgresStore]:
+    """A Postgres store (throwaway embedded server, the project's migrations) holding ``count`` memories."""
+    embeddings = HashedEmbeddings()
+    index = store_index_config(embeddings)
+    texts = memory_texts(count)
+    vectors = np.asarray(embeddings.embed_documents(texts), dtype=np.float32)
+    async with throwaway_store_database("bench_turns", index) as database:
+        prefix = ".".join(memory_namespace(USER_ID))
+        await database.load(prefix, [str(uuid.uuid4()) for _ in texts], texts, vectors)
+        async with open_pool(database.uri, max_size=2) as pool:
+            yield AsyncPostgresStore(pool, index=index)
+
+
+@contextlib.asynccontextmanager
+async def _filled(store: str, count: int) -> AsyncIterator[BaseStore]:
+    if store == "Postgres":
+        async with filled_postgres_store(count) as postgres:
+            yield postgres
+    else:
+        yield await filled_store(count)
 
 
 class _StubRuns:
@@ -100,8 +130,9 @@ def _answer(messages: Sequence[BaseMessage], tool_names: list[str]) -> AIMessage
 
 @dataclass
 class SizeResult:
-    """Turn wall times, in milliseconds, per variant for one store size."""
+    """Turn wall times, in milliseconds, per variant for one store and size."""
 
+    store: str
     size: int
     times_ms: dict[str, list[float]]
     scheduled: dict[str, int]
@@ -112,6 +143,7 @@ async def _measure_size(
     contexts: dict[str, Context],
     stubs: dict[str, _StubClient],
     current: list[str],
+    store: str,
     size: int,
     plan: Plan,
 ) -> SizeResult:
@@ -121,7 +153,7 @@ async def _measure_size(
 
     async def turn(variant: str) -> float:
         current[0] = variant
-        config = {"configurable": {"thread_id": f"turn-{size}-{variant}-{next(counter)}"}}
+        config = {"configurable": {"thread_id": f"turn-{store}-{size}-{variant}-{next(counter)}"}}
         message = HumanMessage(rng.choice(QUERIES))
         start = time.perf_counter()
         await graph.ainvoke({"messages": [message]}, config, context=contexts[variant])
@@ -140,11 +172,11 @@ async def _measure_size(
         if time.perf_counter() > deadline:
             break
     scheduled = {name: stubs[name].runs.created - before[name] for name in VARIANTS}
-    return SizeResult(size=size, times_ms=times, scheduled=scheduled)
+    return SizeResult(store=store, size=size, times_ms=times, scheduled=scheduled)
 
 
 async def run(quick: bool) -> Section:
-    """Measure turn wall times with memory off, scheduling only, and fully on, per store size."""
+    """Measure turn wall times with memory off, scheduling only, and fully on, per store and size."""
     plan = QUICK if quick else FULL
     contexts = {
         "off": Context(user_id=USER_ID, recall_limit=0, background_memory=False),
@@ -161,26 +193,27 @@ async def run(quick: bool) -> Section:
         return model
 
     results: list[SizeResult] = []
-    fill_seconds: dict[int, float] = {}
+    fill_seconds: dict[tuple[str, int], float] = {}
     with (
         patch.object(agent.graph, "load_chat_model", load_model),
         patch.object(agent.scheduling, "is_server_run", lambda config: True),
         patch.object(agent.scheduling, "get_client", lambda: stubs[current[0]]),
     ):
-        for size in SIZES:
-            progress(f"turn_overhead: filling the store with {size:,} memories")
+        for kind, size in SETUPS:
+            progress(f"turn_overhead: filling the {kind} store with {size:,} memories")
             start = time.perf_counter()
-            store = await filled_store(size)
-            fill_seconds[size] = time.perf_counter() - start
-            graph = agent.graph.builder.compile(checkpointer=InMemorySaver(), store=store)
-            progress(f"turn_overhead: measuring turns at {size:,} memories")
-            results.append(await _measure_size(graph, contexts, stubs, current, size, plan))
-            del graph, store
+            async with _filled(kind, size) as store:
+                fill_seconds[(kind, size)] = time.perf_counter() - start
+                graph = agent.graph.builder.compile(checkpointer=InMemorySaver(), store=store)
+                progress(f"turn_overhead: measuring turns at {size:,} memories ({kind})")
+                results.append(await _measure_size(graph, contexts, stubs, current, kind, size, plan))
+                del graph, store
             gc.collect()
 
     section = Section(
-        title="1. Agent turn overhead of memory (model excluded), in-memory store",
+        title="1. Agent turn overhead of memory (model excluded), in-memory store and Postgres",
         columns=[
+            "store",
             "memories",
             "turns/variant",
             "off p50",
@@ -198,6 +231,7 @@ async def run(quick: bool) -> Section:
         overhead = on50 - off50
         section.rows.append(
             [
+                result.store,
                 f"{result.size:,}",
                 str(len(on)),
                 f"{off50:.2f} ms",
@@ -210,7 +244,8 @@ async def run(quick: bool) -> Section:
             ]
         )
     scheduled = ", ".join(
-        f"{r.size:,}: on {r.scheduled['on']}/{len(r.times_ms['on'])}, off {r.scheduled['off']}" for r in results
+        f"{r.store} {r.size:,}: on {r.scheduled['on']}/{len(r.times_ms['on'])}, off {r.scheduled['off']}"
+        for r in results
     )
     section.notes += [
         "Wall time of one turn (ainvoke of one user message on a fresh thread); the scripted model "
@@ -224,8 +259,12 @@ async def run(quick: bool) -> Section:
         "Recall includes embedding the query with HashedEmbeddings (local hashing, ~no cost); a real "
         "embedding API call would add its own latency (typically tens of ms) per turn.",
         f"Memory runs scheduled per size (stub runs.create calls): {scheduled}.",
-        "Store fill time (HashedEmbeddings, batches of 1,000): "
-        + ", ".join(f"{size:,}: {seconds:.1f} s" for size, seconds in fill_seconds.items())
+        "Recall goes through memory.search.search_memories (similarity + BM25): the in-memory store's NumPy "
+        "index (built on the first turn, i.e. in the warm-up), Postgres's exact scan of the user's rows (10,000 "
+        "is below EXACT_SCAN_LIMIT) and full-text search; Postgres pool of 2 connections.",
+        "Store fill time (in memory: HashedEmbeddings, PutOps of 1,000; Postgres: embedded server start, "
+        "migrations, COPY and HNSW build): "
+        + ", ".join(f"{kind} {size:,}: {seconds:.1f} s" for (kind, size), seconds in fill_seconds.items())
         + ".",
     ]
     return section

@@ -154,7 +154,7 @@ async def run(quick: bool) -> Section:
     section.notes += [
         "writes/s = memories written in a round / the round's wall time, median of the rounds; "
         "write p50/p95 = latency of one aput, over all rounds. Each writer writes to its own user; "
-        f"Postgres already held {plan.prefill:,} memories (HNSW index, m=16, ef_construction=64), "
+        f"Postgres already held {plan.prefill:,} memories (HNSW index, m=16, ef_construction=200), "
         "and every write adds a row to it. Pools of up to 10 connections.",
         "8 writers, 1 store = eight concurrent runs in one server process; the store batches their "
         "puts. 8 writers, 8 stores = eight pools in this one process, as eight processes would hold, "

@@ -40,8 +40,10 @@ MIGRATION_WAIT_SECONDS = 120.0
 CONNECTION_KWARGS: Mapping[str, Any] = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
 # Advisory lock key held while one process runs the migrations ("lgmemmig" in ASCII).
 MIGRATION_LOCK_KEY = 0x6C676D656D6D6967
-# pgvector's HNSW index, with its default graph parameters written out.
-HNSW_INDEX: Mapping[str, Any] = {"kind": "hnsw", "vector_type": "vector", "m": 16, "ef_construction": 64}
+# pgvector's HNSW index. ef_construction 200 rather than the default 64: a denser graph brought
+# recall@10 at 100,000 memories of one user from 0.86 to 1.00 (bench multi_tenant), for a build
+# about twice as long. Applies to new databases; an existing index keeps the parameters it was built with.
+HNSW_INDEX: Mapping[str, Any] = {"kind": "hnsw", "vector_type": "vector", "m": 16, "ef_construction": 200}
 # Full-text (GIN) index of the memory text, for recall's lexical ranking.
 TEXT_INDEX = "store_content_text_idx"
 

@@ -43,6 +43,8 @@ TEXT_SEARCH_CONFIG = "english"
 # The indexed expression; the GIN index of ``deployment.postgres`` is built on exactly this.
 TEXT_VECTOR_SQL = "to_tsvector('english', COALESCE(value->>'content', ''))"
 _ITERATIVE_SCAN_VERSION = (0, 8)
+# pgvector refuses a larger hnsw.ef_search; a deeper page is completed by the exact fallback.
+_MAX_EF_SEARCH = 1_000
 
 
 @asynccontextmanager
@@ -93,7 +95,8 @@ async def _exact_nearest(conn: AsyncConnection[DictRow], prefix: str, vector: st
 
 async def _indexed_nearest(conn: AsyncConnection[DictRow], prefix: str, vector: str, limit: int) -> list[DictRow]:
     async with conn.transaction():
-        await conn.execute(cast(Any, f"SET LOCAL hnsw.ef_search = {max(HNSW_EF_SEARCH, limit)}"))
+        ef_search = min(max(HNSW_EF_SEARCH, limit), _MAX_EF_SEARCH)
+        await conn.execute(cast(Any, f"SET LOCAL hnsw.ef_search = {ef_search}"))
         if await _pgvector_version(conn) >= _ITERATIVE_SCAN_VERSION:
             # Keep walking the graph until enough rows pass the user filter (pgvector >= 0.8 only).
             await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
