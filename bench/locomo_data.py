@@ -50,6 +50,8 @@ class Question:
     question: str
     answer: str
     category: int
+    evidence: frozenset[str] = frozenset()
+    """The dia_ids of the turns that answer it (empty for a few questions)."""
 
 
 @dataclass(frozen=True)
@@ -84,16 +86,27 @@ def _conversation(raw: dict[str, Any]) -> Conversation:
     ]
     questions = [
         # Some gold answers are numbers (a year): the judge compares text.
-        Question(index, str(qa["question"]), str(qa["answer"]), int(qa["category"]))
+        Question(
+            index,
+            str(qa["question"]),
+            str(qa["answer"]),
+            int(qa["category"]),
+            frozenset(map(str, qa.get("evidence") or [])),
+        )
         for index, qa in enumerate(raw.get("qa", []))
         if int(qa["category"]) in CATEGORIES and "answer" in qa
     ]
     return Conversation(str(raw["sample_id"]), (body["speaker_a"], body["speaker_b"]), sessions, questions)
 
 
+def parse_conversations(raw: list[dict[str, Any]]) -> list[Conversation]:
+    """The conversations of a LoCoMo-format document (a JSON list), in order."""
+    return [_conversation(conversation) for conversation in raw]
+
+
 def load_conversations(path: Path) -> list[Conversation]:
     """The conversations of a LoCoMo-format file, in file order."""
-    return [_conversation(raw) for raw in json.loads(path.read_text())]
+    return parse_conversations(json.loads(path.read_text()))
 
 
 def session_messages(conversation: Conversation, session: Session) -> list[HumanMessage]:

