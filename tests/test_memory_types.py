@@ -92,6 +92,20 @@ async def test_episodes_are_recalled_as_examples_only_by_assistants_that_keep_th
     assert "isolating fixtures" not in system_prompt(script)
 
 
+async def test_an_unrelated_episode_is_not_shown_as_an_example(script: Script, store: InMemoryStore) -> None:
+    episode = {
+        "observation": "User needed a packing list for a ski trip",
+        "thoughts": "Cold weather",
+        "action": "Listed layers",
+        "result": "User was warm",
+    }
+    await store.aput(episode_namespace("ada"), "ski", {"content": episode["observation"], "episode": episode})
+    await chat(store, "What is the capital of Peru?", memory=EPISODIC)
+    assert "<examples>" not in system_prompt(script)
+    await chat(store, "Can you make me a packing list for a ski trip?", memory=EPISODIC)
+    assert "Action: Listed layers" in system_prompt(script)
+
+
 async def test_custom_types_are_extracted_stored_and_recalled(script: Script, store: InMemoryStore) -> None:
     script.by_tool["recipes"] = lambda m: tool_call("recipes", dish="green curry", spicy=True)
     await process(store, [HumanMessage("I cooked a spicy green curry", id="h1")], memory={"custom_types": [RECIPES]})
