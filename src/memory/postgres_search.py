@@ -22,6 +22,7 @@ term's document frequency in the user's namespace: terms found in more than
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -37,7 +38,7 @@ from memory import lexical
 from memory.memory_index import Candidates, Namespace
 
 EXACT_SCAN_LIMIT = 20_000
-HNSW_EF_SEARCH = 200
+HNSW_EF_SEARCH = 400
 LEXICAL_CANDIDATE_LIMIT = 1_000
 TEXT_SEARCH_CONFIG = "english"
 # The indexed expression; the GIN index of ``deployment.postgres`` is built on exactly this.
@@ -73,11 +74,43 @@ async def _rows(conn: AsyncConnection[DictRow], sql: str, params: Sequence[Any] 
     return await cursor.fetchall()
 
 
+# Per database (connection string): pgvector's version, and the namespaces found above
+# EXACT_SCAN_LIMIT with when to count them again. Both change rarely; counting a large user's
+# rows costs more than the HNSW search itself, and a stale answer is still right (see below).
+_PGVECTOR_VERSIONS: dict[str, tuple[int, ...]] = {}
+_LARGE_UNTIL: dict[tuple[str, str], float] = {}
+_LARGE_RECHECK_SECONDS = 60.0
+
+
 async def _pgvector_version(conn: AsyncConnection[DictRow]) -> tuple[int, ...]:
-    rows = await _rows(conn, "SELECT extversion FROM pg_extension WHERE extname = 'vector'", ())
-    if not rows:
-        return (0,)
-    return tuple(int(part) for part in str(rows[0]["extversion"]).split(".") if part.isdigit())
+    database = conn.info.dsn
+    if database not in _PGVECTOR_VERSIONS:
+        rows = await _rows(conn, "SELECT extversion FROM pg_extension WHERE extname = 'vector'", ())
+        raw = str(rows[0]["extversion"]) if rows else "0"
+        _PGVECTOR_VERSIONS[database] = tuple(int(part) for part in raw.split(".") if part.isdigit())
+    return _PGVECTOR_VERSIONS[database]
+
+
+async def _is_large(conn: AsyncConnection[DictRow], prefix: str) -> bool:
+    """Whether the namespace holds more than ``EXACT_SCAN_LIMIT`` vectors (a large one is recounted each minute).
+
+    A namespace that has just shrunk may take the HNSW path for up to a minute, which falls back
+    to the exact scan when short, so results stay right either way.
+    """
+    entry = (conn.info.dsn, prefix)
+    if _LARGE_UNTIL.get(entry, 0.0) > time.monotonic():
+        return True
+    counted = await _rows(
+        conn,
+        "SELECT count(*) AS n FROM (SELECT 1 FROM store_vectors WHERE prefix = %s LIMIT %s) mine",
+        (prefix, EXACT_SCAN_LIMIT + 1),
+    )
+    large = int(counted[0]["n"]) > EXACT_SCAN_LIMIT
+    if large:
+        _LARGE_UNTIL[entry] = time.monotonic() + _LARGE_RECHECK_SECONDS
+    else:
+        _LARGE_UNTIL.pop(entry, None)
+    return large
 
 
 async def _exact_nearest(conn: AsyncConnection[DictRow], prefix: str, vector: str, limit: int) -> list[DictRow]:
@@ -112,13 +145,7 @@ async def _indexed_nearest(conn: AsyncConnection[DictRow], prefix: str, vector: 
 
 async def nearest_keys(conn: AsyncConnection[DictRow], prefix: str, vector: str, limit: int) -> list[str]:
     """Keys of the ``limit`` vectors nearest to ``vector`` in the namespace, nearest first, never short."""
-    counted = await _rows(
-        conn,
-        "SELECT count(*) AS n FROM (SELECT 1 FROM store_vectors WHERE prefix = %s LIMIT %s) mine",
-        (prefix, EXACT_SCAN_LIMIT + 1),
-    )
-    size = int(counted[0]["n"])
-    if size <= EXACT_SCAN_LIMIT:
+    if not await _is_large(conn, prefix):
         rows = await _exact_nearest(conn, prefix, vector, limit)
     else:
         rows = await _indexed_nearest(conn, prefix, vector, limit)
