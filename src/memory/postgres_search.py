@@ -78,7 +78,7 @@ async def _rows(conn: AsyncConnection[DictRow], sql: str, params: Sequence[Any] 
 # EXACT_SCAN_LIMIT with when to count them again. Both change rarely; counting a large user's
 # rows costs more than the HNSW search itself, and a stale answer is still right (see below).
 _PGVECTOR_VERSIONS: dict[str, tuple[int, ...]] = {}
-_LARGE_UNTIL: dict[tuple[str, str], float] = {}
+_LARGE_UNTIL: dict[tuple[str, str, int], float] = {}
 _LARGE_RECHECK_SECONDS = 60.0
 
 
@@ -97,7 +97,7 @@ async def _is_large(conn: AsyncConnection[DictRow], prefix: str) -> bool:
     A namespace that has just shrunk may take the HNSW path for up to a minute, which falls back
     to the exact scan when short, so results stay right either way.
     """
-    entry = (conn.info.dsn, prefix)
+    entry = (conn.info.dsn, prefix, EXACT_SCAN_LIMIT)
     if _LARGE_UNTIL.get(entry, 0.0) > time.monotonic():
         return True
     counted = await _rows(
