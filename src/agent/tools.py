@@ -11,9 +11,9 @@ the ranking recall uses, instead of the store's similarity alone.
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
-from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.tools import ToolException, tool
 from langgraph.prebuilt import ToolRuntime
 from langgraph.store.base import BaseStore
@@ -27,6 +27,7 @@ from memory.records import MAX_MEMORY_CHARS, memory_namespace, memory_record, me
 from memory.search import search_memories
 
 MAX_QUERY_CHARS = 1000
+M = TypeVar("M", bound=BaseMessage)
 MAX_SEARCH_RESULTS = 20
 
 _MANAGE_DESCRIPTION = create_manage_memory_tool(namespace=("memories",)).description
@@ -40,20 +41,22 @@ def _scope(runtime: ToolRuntime[Context]) -> tuple[BaseStore, tuple[str, ...]]:
     return runtime.store, memory_namespace(resolve_user_id(context.user_id, runtime.config))
 
 
+def _latest(runtime: ToolRuntime[Context], kind: type[M]) -> M | None:
+    """The conversation's latest message of ``kind`` (the user's turn, or the model's tool call)."""
+    messages = runtime.state.get("messages", []) if isinstance(runtime.state, dict) else []
+    return next((m for m in reversed(messages) if isinstance(m, kind)), None)
+
+
 def _provenance(runtime: ToolRuntime[Context]) -> Provenance:
     """The conversation and messages behind a hot-path change: the user's turn and the tool call."""
-    messages = runtime.state.get("messages", []) if isinstance(runtime.state, dict) else []
-    human = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
-    caller = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
+    human, caller = _latest(runtime, HumanMessage), _latest(runtime, AIMessage)
     thread_id = (runtime.config.get("configurable") or {}).get("thread_id")
     return Provenance("hot_path", thread_id, [human.id if human else None, caller.id if caller else None])
 
 
 def _stated_at(runtime: ToolRuntime[Context]) -> datetime:
     """When the user said what is being saved: their latest message's time, else now."""
-    messages = runtime.state.get("messages", []) if isinstance(runtime.state, dict) else []
-    human = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
-    return message_time(human) or datetime.now(UTC)
+    return message_time(_latest(runtime, HumanMessage)) or datetime.now(UTC)
 
 
 def _memory_id(raw: str | None, action: str) -> uuid.UUID:

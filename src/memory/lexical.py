@@ -16,6 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
+from typing import Any
 
 import snowballstemmer
 from pydantic import BaseModel, ConfigDict, Field
@@ -63,6 +64,13 @@ def idf(document_frequency: int, documents: int) -> float:
     return math.log(1.0 + (documents - document_frequency + 0.5) / (document_frequency + 0.5))
 
 
+def term_score(weight: Any, frequency: Any, length: Any, average_length: float, parameters: BM25Parameters) -> Any:
+    """One term's BM25 contribution; works on numbers and, element-wise, on NumPy arrays."""
+    k1, b = parameters.k1, parameters.b
+    norm = k1 * (1.0 - b + b * length / (average_length or 1.0))
+    return weight * frequency * (k1 + 1.0) / (frequency + norm)
+
+
 def bm25(
     term_frequencies: Mapping[str, int],
     length: int,
@@ -73,15 +81,13 @@ def bm25(
     parameters: BM25Parameters,
 ) -> float:
     """The BM25 score of one document (its term counts and length) for a query's terms."""
-    k1, b = parameters.k1, parameters.b
-    norm = k1 * (1.0 - b + b * length / (average_length or 1.0))
     score = 0.0
     for term in set(query_terms):
         frequency = term_frequencies.get(term, 0)
         if frequency:
             weight = idf(document_frequencies.get(term, 1), documents)
-            score += weight * frequency * (k1 + 1.0) / (frequency + norm)
-    return score
+            score += term_score(weight, frequency, length, average_length, parameters)
+    return float(score)
 
 
 def term_counts(text: str) -> Counter[str]:

@@ -167,16 +167,14 @@ class NamespaceIndex:
         if not documents:
             return scores
         average = self.total_length / documents
-        k1, b = parameters.k1, parameters.b
         for term in set(query_terms):
             postings = self.postings.get(term)
             if not postings:
                 continue
             rows = np.fromiter(postings.keys(), dtype=np.int64, count=len(postings))
             frequencies = np.fromiter(postings.values(), dtype=np.float32, count=len(postings))
-            norm = k1 * (1.0 - b + b * self.lengths[rows] / (average or 1.0))
             weight = lexical.idf(len(postings), documents)
-            scores[rows] += weight * frequencies * (k1 + 1.0) / (frequencies + norm)
+            scores[rows] += lexical.term_score(weight, frequencies, self.lengths[rows], average, parameters)
         return scores
 
 
