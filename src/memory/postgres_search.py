@@ -209,8 +209,9 @@ async def lexical_scores(
         counts[str(row["key"])][str(row["lexeme"])] = int(row["tf"])
         lengths[str(row["key"])] = int(row["length"])
     average = sum(lengths.values()) / len(lengths) if lengths else 1.0
+    query_lexemes = list(document_frequency)
     return {
-        key: lexical.bm25(terms, lengths[key], document_frequency, document_frequency, documents, average, parameters)
+        key: lexical.bm25(terms, lengths[key], query_lexemes, document_frequency, documents, average, parameters)
         for key, terms in counts.items()
     }
 
