@@ -13,15 +13,18 @@ Shared by the store benchmarks (``recall_latency``, ``multi_tenant``, ``turn_ove
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import io
+import os
 import random
 import re
 import shutil
 import struct
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +40,8 @@ from deployment import embedded_postgres
 from deployment.postgres import prepare_database
 
 DIMS = 1536
+# An admin URI: run the Postgres benchmarks on that server instead of the embedded one.
+EXTERNAL_SERVER_VARIABLE = "BENCH_POSTGRES_URI"
 # Weight of a text's own direction relative to one word's.
 _UNIQUE_WEIGHT = 0.8
 _CHUNK = 5_000
@@ -157,7 +162,16 @@ class LookupEmbeddings(Embeddings):
 
 @contextlib.contextmanager
 def throwaway_postgres() -> Iterator[str]:
-    """An embedded PostgreSQL in a temporary directory, removed afterwards; yields its admin URI."""
+    """A PostgreSQL server for one benchmark; yields its admin URI.
+
+    The embedded one (pgserver: PostgreSQL 16 + pgvector 0.6.2) in a temporary directory, removed
+    afterwards; or, when ``BENCH_POSTGRES_URI`` is set, that server (e.g. one with pgvector >= 0.8),
+    whose throwaway databases ``create_database`` names uniquely and drops again.
+    """
+    external = os.environ.get(EXTERNAL_SERVER_VARIABLE)
+    if external:
+        yield external
+        return
     directory = Path(tempfile.mkdtemp(prefix="bench-postgres-"))
     try:
         with embedded_postgres.embedded_postgres(directory / "data") as uri:
@@ -168,9 +182,25 @@ def throwaway_postgres() -> Iterator[str]:
 
 def create_database(admin_uri: str, name: str) -> str:
     """A new database on the server of ``admin_uri``; returns its URI."""
+    if os.environ.get(EXTERNAL_SERVER_VARIABLE):
+        name = f"{name}_{uuid.uuid4().hex[:8]}"
+        atexit.register(_drop_database, admin_uri, name)
     with psycopg.connect(admin_uri, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     return psycopg.conninfo.make_conninfo(admin_uri, dbname=name)
+
+
+def _drop_database(admin_uri: str, name: str) -> None:
+    with psycopg.connect(admin_uri, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+async def pgvector_version(uri: str) -> str:
+    """The pgvector version of the database at ``uri``."""
+    async with await psycopg.AsyncConnection.connect(uri) as conn:
+        cursor = await conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        row: Any = await cursor.fetchone()
+        return str(row[0]) if row else "none"
 
 
 def _prefixes(prefix: str | Sequence[str], count: int) -> Sequence[str]:
