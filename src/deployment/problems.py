@@ -35,8 +35,8 @@ class Problem(BaseModel):
 
 
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """The ``responses`` of a route that may refuse with ``codes``, besides 401 and 422 (every route)."""
-    return {code: {"model": Problem, "description": _WHY[code]} for code in sorted({401, 422, *codes})}
+    """The OpenAPI ``responses`` of refusals with ``codes``."""
+    return {code: {"model": Problem, "description": _WHY[code]} for code in codes}
 
 
 def what_to_fix(error: Mapping[str, Any]) -> str:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response, Security
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, Security
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
@@ -285,10 +285,38 @@ async def _own_memory(store: BaseStore, user_id: str, memory_id: str) -> Item:
 
 # --- Routes -------------------------------------------------------------------------------
 
-router = APIRouter(prefix="/me", tags=["Memories"])
+
+class MemoryRoutes(FastAPI):
+    """The app of the routes above, whose OpenAPI document the server merges into its own."""
+
+    def openapi(self) -> dict[str, Any]:
+        """Paths and components only: the server's document keeps its own title and version."""
+        return {**super().openapi(), "info": {}}
 
 
-@router.get("/memories", summary="List your memories", responses=problems.responses())
+app = MemoryRoutes(
+    # The server serves its own documentation; these routes would shadow it.
+    openapi_url=None,
+    docs_url=None,
+    redoc_url=None,
+    # Every route may refuse a missing token (401) and an invalid parameter or body (422).
+    responses=problems.responses(401, 422),
+    exception_handlers={
+        # The server's own handler, which FastAPI's default would replace on every route it serves.
+        StarletteHTTPException: http_exception_handler,
+        RequestValidationError: problems.validation_problem,
+        limits.LimitError: problems.limit_problem,
+    },
+    # The server runs this app's middleware in front of every route it serves, not only these.
+    middleware=[Middleware(AuthGate), Middleware(LoopbackErrors)],
+    # Operation ids are the function names.
+    generate_unique_id_function=lambda route: route.name,
+)
+# The server's document has its own tags; these operations are under one of their own.
+app.router.tags = ["Memories"]
+
+
+@app.get("/me/memories", summary="List your memories")
 async def list_memories(
     user_id: CurrentUser,
     store: Store,
@@ -312,7 +340,7 @@ async def list_memories(
     return MemoryPage(items=[_memory_out(item) for item in items], limit=limit, offset=offset)
 
 
-@router.delete("/memories", summary="Delete all your memories", responses=problems.responses())
+@app.delete("/me/memories", summary="Delete all your memories")
 async def delete_all_memories(user_id: CurrentUser, store: Store) -> Deleted:
     """Delete every memory of the caller (the profile is kept: delete it separately)."""
     items = await _all_items(store, memory_namespace(user_id))
@@ -322,13 +350,13 @@ async def delete_all_memories(user_id: CurrentUser, store: Store) -> Deleted:
     return Deleted(deleted=len(items))
 
 
-@router.get("/memories/{memory_id}", summary="Read one of your memories", responses=problems.responses(404))
+@app.get("/me/memories/{memory_id}", summary="Read one of your memories", responses=problems.responses(404))
 async def get_memory(user_id: CurrentUser, store: Store, memory_id: MemoryId) -> MemoryOut:
     """One memory of the caller; another user's memory id is simply not found."""
     return _memory_out(await _own_memory(store, user_id, memory_id))
 
 
-@router.patch("/memories/{memory_id}", summary="Edit one of your memories", responses=problems.responses(404, 413))
+@app.patch("/me/memories/{memory_id}", summary="Edit one of your memories", responses=problems.responses(404, 413))
 async def edit_memory(user_id: CurrentUser, store: Store, memory_id: MemoryId, edit: MemoryEdit) -> MemoryOut:
     """Replace a memory's text, keeping any other fields stored with it; it is re-indexed for search."""
     item = await _own_memory(store, user_id, memory_id)
@@ -340,8 +368,8 @@ async def edit_memory(user_id: CurrentUser, store: Store, memory_id: MemoryId, e
     return _memory_out(updated)
 
 
-@router.delete(
-    "/memories/{memory_id}",
+@app.delete(
+    "/me/memories/{memory_id}",
     summary="Delete one of your memories",
     status_code=204,
     response_class=Response,
@@ -354,8 +382,8 @@ async def delete_memory(user_id: CurrentUser, store: Store, memory_id: MemoryId)
     await forget(store, user_id, item.namespace, item.key)
 
 
-@router.get(
-    "/memories/{memory_id}/history",
+@app.get(
+    "/me/memories/{memory_id}/history",
     summary="Read the history of one of your memories",
     responses=problems.responses(404),
 )
@@ -369,14 +397,14 @@ async def get_memory_history(user_id: CurrentUser, store: Store, memory_id: Memo
     return HistoryPage.model_validate({"items": entries})
 
 
-@router.get("/profile", summary="Read your profile", responses=problems.responses())
+@app.get("/me/profile", summary="Read your profile")
 async def get_profile(user_id: CurrentUser, store: Store) -> ProfileOut:
     """The profile document the service keeps about the caller."""
     item = await store.aget(profile_namespace(user_id), PROFILE_KEY)
     return ProfileOut(profile=item.value if item else None, updated_at=item.updated_at if item else None)
 
 
-@router.patch("/profile", summary="Edit your profile", responses=problems.responses(413))
+@app.patch("/me/profile", summary="Edit your profile", responses=problems.responses(413))
 async def edit_profile(user_id: CurrentUser, store: Store, patch: ProfilePatch) -> ProfileOut:
     """Set some profile fields; the others keep their value (null clears one)."""
     namespace = profile_namespace(user_id)
@@ -391,16 +419,14 @@ async def edit_profile(user_id: CurrentUser, store: Store, patch: ProfilePatch) 
     return ProfileOut(profile=profile, updated_at=saved.updated_at if saved else None)
 
 
-@router.delete(
-    "/profile", summary="Delete your profile", status_code=204, response_class=Response, responses=problems.responses()
-)
+@app.delete("/me/profile", summary="Delete your profile", status_code=204, response_class=Response)
 async def delete_profile(user_id: CurrentUser, store: Store) -> None:
     """Forget the caller's profile (it is rebuilt from later conversations)."""
     await store.adelete(profile_namespace(user_id), PROFILE_KEY)
     await forget(store, user_id, profile_namespace(user_id), PROFILE_KEY)
 
 
-@router.get("/records", summary="List your other records", responses=problems.responses())
+@app.get("/me/records", summary="List your other records")
 async def list_records(user_id: CurrentUser, store: Store) -> RecordPage:
     """What else is kept for the caller: episodes, learned instructions, records of custom memory types."""
     shown_elsewhere = {
@@ -414,7 +440,7 @@ async def list_records(user_id: CurrentUser, store: Store) -> RecordPage:
     return RecordPage(items=[_stored(item) for item in items if item.namespace not in shown_elsewhere])
 
 
-@router.get("/export", summary="Export everything kept about you", responses=problems.responses())
+@app.get("/me/export", summary="Export everything kept about you")
 async def export(user_id: CurrentUser, store: Store, response: Response) -> Export:
     """The caller's memories, profile and every other record under their namespaces, as one JSON file."""
     memories: list[MemoryOut] = []
@@ -446,19 +472,15 @@ async def export(user_id: CurrentUser, store: Store, response: Response) -> Expo
     )
 
 
-@router.get(
-    "/memory-failures",
-    summary="List messages the memory service failed to process",
-    responses=problems.responses(),
-)
+@app.get("/me/memory-failures", summary="List messages the memory service failed to process")
 async def list_memory_failures(user_id: CurrentUser, store: Store) -> MemoryFailurePage:
     """Batches of your conversations whose memories could not be extracted, retried or set aside."""
     records = await failures.all_records(store, user_id)
     return MemoryFailurePage(items=[_failure_out(key, value) for key, value in records])
 
 
-@router.post(
-    "/memory-failures/{failure_id}/retry",
+@app.post(
+    "/me/memory-failures/{failure_id}/retry",
     summary="Retry messages the memory service set aside",
     responses=problems.responses(404, 409),
 )
@@ -482,34 +504,7 @@ async def retry_memory_failure(user_id: CurrentUser, store: Store, failure_id: F
     return _failure_out(failure_id, value)
 
 
-@router.get("/page", include_in_schema=False)
+@app.get("/me/page", include_in_schema=False)
 def memory_page() -> HTMLResponse:
     """The memory page: a browser front end to the routes above."""
     return HTMLResponse(_PAGE_FILE.read_text(encoding="utf-8"), headers=_PAGE_HEADERS)
-
-
-class MemoryRoutes(FastAPI):
-    """The app of the routes above, whose OpenAPI document the server merges into its own."""
-
-    def openapi(self) -> dict[str, Any]:
-        """Paths and components only: the server's document keeps its own title and version."""
-        return {**super().openapi(), "info": {}}
-
-
-app = MemoryRoutes(
-    # The server serves its own documentation; these routes would shadow it.
-    openapi_url=None,
-    docs_url=None,
-    redoc_url=None,
-    exception_handlers={
-        # The server's own handler, which FastAPI's default would replace on every route it serves.
-        StarletteHTTPException: http_exception_handler,
-        RequestValidationError: problems.validation_problem,
-        limits.LimitError: problems.limit_problem,
-    },
-    # The server runs this app's middleware in front of every route it serves, not only these.
-    middleware=[Middleware(AuthGate), Middleware(LoopbackErrors)],
-    # Operation ids are the function names.
-    generate_unique_id_function=lambda route: route.name,
-)
-app.include_router(router)
