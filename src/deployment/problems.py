@@ -43,7 +43,9 @@ def what_to_fix(error: Mapping[str, Any]) -> str:
     """One sentence for one of FastAPI's validation errors."""
     source, *path = error["loc"]
     message = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] == "json_invalid" or (source == "body" and not path and error["type"] != "value_error"):
+    if error["type"] == "json_invalid":
+        return f"The body is not JSON ({error.get('ctx', {}).get('error', message)}); it must be a JSON object."
+    if source == "body" and not path and error["type"] != "value_error":
         return NOT_A_JSON_OBJECT
     if not path:
         return f"{message}."

@@ -30,7 +30,7 @@ FIELD_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 
 Text = Annotated[str, Field(max_length=MAX_PROFILE_TEXT_CHARS)]
 TextList = Annotated[list[Text], Field(max_length=MAX_PROFILE_LIST_ITEMS)]
-# Finite: NaN and Infinity are not JSON, and could not be sent back.
+# Finite: a number too large for a float (1e400) parses as Infinity, which is not JSON.
 Scalar = Text | bool | int | FiniteFloat | None
 
 

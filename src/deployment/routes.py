@@ -38,6 +38,7 @@ from starlette.middleware import Middleware
 from deployment import limits, problems
 from deployment.auth import SETTINGS, caller_user_id
 from deployment.gate import AuthGate
+from deployment.json_bodies import StrictJSONRoute
 from deployment.loopback_errors import LoopbackErrors
 from deployment.profile_patch import ProfilePatch, patched_profile
 from deployment.tokens import TokenError
@@ -314,6 +315,7 @@ app = MemoryRoutes(
 )
 # The server's document has its own tags; these operations are under one of their own.
 app.router.tags = ["Memories"]
+app.router.route_class = StrictJSONRoute
 
 
 @app.get("/me/memories", summary="List your memories")

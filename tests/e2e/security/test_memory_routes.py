@@ -224,6 +224,13 @@ async def test_your_other_records_are_listed_and_only_yours(secure_server: DevSe
             "/me/profile",
             {"content": b'{"height": Infinity}', "headers": {"Content-Type": "application/json"}},
             422,
+            "Infinity is not JSON",
+        ),
+        (
+            "PATCH",
+            "/me/profile",
+            {"content": b'{"height": 1e400}', "headers": {"Content-Type": "application/json"}},
+            422,
             "`height`: Input should be a finite number",
         ),
         ("PATCH", "/me/profile", {"json": {"name": "x" * 501}}, 422, "`name`: String should have at most 500"),
