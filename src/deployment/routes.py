@@ -288,7 +288,7 @@ async def _own_memory(store: BaseStore, user_id: str, memory_id: str) -> Item:
 
 
 class MemoryRoutes(FastAPI):
-    """The app of the routes above, whose OpenAPI document the server merges into its own."""
+    """The app of the memory routes, whose OpenAPI document the server merges into its own."""
 
     def openapi(self) -> dict[str, Any]:
         """Paths and components only: the server's document keeps its own title and version."""
