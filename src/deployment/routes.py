@@ -16,6 +16,7 @@ so it would see no memories at all.
 FastAPI validates parameters and bodies against the models below and describes the routes
 from them; the server merges this app's OpenAPI paths and components into ``/openapi.json``.
 Every refusal is ``{"detail": "<what to fix>"}``, validation errors included (``problems``).
+``GET /me/page`` serves the memory page (``memory_page.html``), a browser front end to them.
 """
 
 from datetime import UTC, datetime
@@ -42,7 +43,7 @@ from deployment.json_bodies import StrictJSONRoute
 from deployment.loopback_errors import LoopbackErrors
 from deployment.profile_patch import ProfilePatch, patched_profile
 from deployment.tokens import TokenError
-from memory.history import Action, Provenance, forget, history, record_change
+from memory.history import Action, Provenance, Source, forget, history, record_change
 from memory.records import (
     MEMORY_FIELD,
     PROFILE_KEY,
@@ -106,7 +107,7 @@ class Deleted(BaseModel):
 
 
 class HistoryEntry(BaseModel):
-    """One recorded change to a memory, as stored (``memory.history``); the first says where it came from."""
+    """One recorded change to a memory, as stored; the first says where the memory came from."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -116,7 +117,7 @@ class HistoryEntry(BaseModel):
     before: Any = Field(description="The value before the change (null for a creation).")
     after: Any = Field(description="The value after the change (null for a deletion).")
     at: str = Field(description="When the change was made (ISO 8601).")
-    source: str = Field(description="What made it: 'hot_path', 'background', 'feedback' or 'user'.")
+    source: Source = Field(description="What made it: the agent, the memory service, feedback, or the user here.")
     thread_id: str | None = Field(default=None, description="The conversation it came from, if any.")
     message_ids: list[str] = Field(default_factory=list, description="The messages it came from.")
 
