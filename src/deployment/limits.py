@@ -1,8 +1,9 @@
 """Bounds on what a client may send, and the rule that keeps each user in their own namespaces.
 
-Shared by the store API's auth handlers and the memory routes, so both surfaces reject the
-same input with the same message. The memory size and query length are the ones the agent's
-tools already enforce, so a memory accepted on one surface fits on all.
+Shared by the store API's auth handlers and the memory routes (whose parameters and models
+declare these bounds, so they are in the OpenAPI schema), so both surfaces reject the same
+input. The memory size and query length are the ones the agent's tools already enforce, so a
+memory accepted on one surface fits on all.
 
 Every user-owned namespace has the layout ``("<kind>", user_id, ...)`` (memories, profile,
 cursors, and any kind added later): the confinement rule looks only at the second label, so

@@ -176,6 +176,7 @@ async def test_the_memory_routes_only_ever_show_the_callers_own_data(
             ("GET", f"/me/memories/{mid}", None, "read A's memory by id"),
             ("PATCH", f"/me/memories/{mid}", {"content": "hacked by bob"}, "edit A's memory by id"),
             ("DELETE", f"/me/memories/{mid}", None, "delete A's memory by id"),
+            ("GET", f"/me/memories/{mid}/history", None, "read A's memory history by id"),
             ("GET", "/me/memories/00000000-0000-4000-8000-000000000000", None, "read a guessed memory id"),
         ]:
             response = await bob.request(method, path, json=body) if body else await bob.request(method, path)
@@ -186,6 +187,8 @@ async def test_the_memory_routes_only_ever_show_the_callers_own_data(
             ("/me/memories", {"user_id": a}, "list memories with user_id=alice"),
             ("/me/profile", {"user_id": a}, "read profile with user_id=alice"),
             ("/me/export", {"user_id": a}, "export with user_id=alice"),
+            ("/me/records", {}, "list other records"),
+            ("/me/records", {"user_id": a}, "list other records with user_id=alice"),
         ]:
             ledger.record(surface, description, await bob.get(path, params=params), "own")
         response = await bob.get("/me/memories", headers={"X-User-Id": a, "X-Forwarded-User": a})

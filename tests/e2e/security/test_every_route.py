@@ -2,7 +2,8 @@
 
 The routes are the server's own OpenAPI document (fetched with a token: without one it is
 refused like everything else) plus those it serves without describing them (``UNDOCUMENTED``:
-MCP, A2A and generative-UI routes, off by default, and the event-streaming WebSocket).
+MCP, A2A and generative-UI routes, off by default, the root, ``/openapi.json`` itself, and the
+in-memory runtime's development routes; the event-streaming WebSocket is tried on its own).
 
 * Without a token, or with a forged one, every route answers 401, except ``GET /ok`` (200)
   and the in-memory runtime's development routes (``/internal/*``, ``/deploy*``), 404 for all.
@@ -55,6 +56,13 @@ UNDOCUMENTED: list[Route] = [
     ("GET", "/.well-known/agent-card.json"),
     ("POST", "/ui/{graph_id}"),
     ("GET", "/ui/{graph_id}/entrypoint.js"),
+    ("GET", "/"),
+    ("GET", "/openapi.json"),
+    ("GET", "/internal/debug/thread/{thread_id}"),
+    ("POST", "/internal/truncate"),
+    ("GET", "/deploy"),
+    ("POST", "/deploy"),
+    ("GET", "/deploy/{operation_id}/stream"),
 ]
 # Path parameters naming something of A's: a route taking one must refuse B.
 OWNED_PARAMETERS = ("{thread_id}", "{run_id}", "{memory_id}", "{checkpoint_id}", "{cron_id}")
@@ -205,7 +213,7 @@ def routes(secure_server: DevServer) -> list[Route]:
     assert httpx.get(url, trust_env=False, timeout=30).status_code == 401
     document = httpx.get(url, headers=bearer(token(B)), trust_env=False, timeout=30).raise_for_status().json()
     documented = document_routes(document)
-    assert ("GET", "/internal/debug/thread/{thread_id}") in documented and ("POST", "/threads") in documented
+    assert ("POST", "/threads") in documented and ("GET", "/me/records") in documented
     return documented + [route for route in UNDOCUMENTED if route not in documented]
 
 

@@ -141,25 +141,104 @@ async def test_an_edit_is_what_the_agent_recalls_next(secure_server: DevServer, 
     assert "Drinks black coffee, never tea" in prompt and "green tea" not in prompt.split("<user_memory>")[-1]
 
 
+async def test_a_memorys_history_says_where_it_came_from(secure_server: DevServer) -> None:
+    user = new_user()
+    async with http_client(secure_server, token(user)) as me, http_client(secure_server, token(new_user())) as other:
+        thread = (await me.post("/threads", json={})).json()["thread_id"]
+        run = {"assistant_id": "agent", "context": {"background_memory": False}}
+        saved = await me.post(
+            f"/threads/{thread}/runs/wait",
+            json={**run, "input": {"messages": [{"role": "user", "content": "Please remember I drink green tea"}]}},
+        )
+        assert saved.status_code == 200, saved.text
+        [memory] = (await me.get("/me/memories")).json()["items"]
+        await me.patch(f"/me/memories/{memory['id']}", json={"content": "Drinks black coffee"})
+
+        response = await me.get(f"/me/memories/{memory['id']}/history")
+        assert response.status_code == 200, response.text
+        created, edited = response.json()["items"]
+        assert (created["action"], created["source"], created["thread_id"]) == ("create", "hot_path", thread)
+        assert created["message_ids"] and created["after"]["content"] == memory["content"]
+        assert (edited["action"], edited["source"], edited["after"]["content"]) == (
+            "update",
+            "user",
+            "Drinks black coffee",
+        )
+        assert created["at"] <= edited["at"]
+
+        refused = await other.get(f"/me/memories/{memory['id']}/history")
+        assert refused.status_code == 404 and refused.json() == {"detail": f"No memory has id {memory['id']!r}."}
+
+
+async def test_your_other_records_are_listed_and_only_yours(secure_server: DevServer) -> None:
+    user = new_user()
+    async with http_client(secure_server, token(user)) as me, http_client(secure_server, token(new_user())) as other:
+        kept = [
+            (["episodes", user], "e1", {"situation": "planning a trip"}),
+            (["instructions", user], "default", {"instructions": "Answer briefly."}),
+            (["custom", user, "trips"], "t1", {"destination": "Lyon"}),
+        ]
+        bookkeeping = [
+            (["memory_cursors", user], "c1", {"processed": 3}),
+            (["profile", user], "profile", {"name": "D"}),
+        ]
+        for namespace, key, value in kept + bookkeeping:
+            body = {"namespace": namespace, "key": key, "value": value}
+            (await me.put("/store/items", json=body)).raise_for_status()
+        await put_memory(me, user, "Likes tea")
+
+        response = await me.get("/me/records")
+        assert response.status_code == 200, response.text
+        items = response.json()["items"]
+        assert sorted((r["namespace"], r["key"], r["value"]) for r in items) == sorted(kept)
+        assert all(r["created_at"] and r["updated_at"] for r in items)
+
+        theirs = await other.get("/me/records")
+        assert theirs.status_code == 200 and theirs.json() == {"items": []}
+
+
 @pytest.mark.parametrize(
     ("method", "path", "kwargs", "status", "reason"),
     [
-        ("GET", "/me/memories", {"params": {"limit": 0}}, 422, "between 1 and 100"),
-        ("GET", "/me/memories", {"params": {"limit": 101}}, 422, "between 1 and 100"),
-        ("GET", "/me/memories", {"params": {"offset": -1}}, 422, "between 0 and 10000"),
-        ("GET", "/me/memories", {"params": {"limit": "ten"}}, 422, "must be an integer"),
-        ("GET", "/me/memories", {"params": {"query": "q" * 1001}}, 422, "too long"),
+        ("GET", "/me/memories", {"params": {"limit": 0}}, 422, "`limit`: Input should be greater than or equal to 1"),
+        ("GET", "/me/memories", {"params": {"limit": 101}}, 422, "`limit`: Input should be less than or equal to 100"),
+        (
+            "GET",
+            "/me/memories",
+            {"params": {"offset": -1}},
+            422,
+            "`offset`: Input should be greater than or equal to 0",
+        ),
+        ("GET", "/me/memories", {"params": {"limit": "ten"}}, 422, "`limit`: Input should be a valid integer"),
+        ("GET", "/me/memories", {"params": {"query": "q" * 1001}}, 422, "`query`: String should have at most 1000"),
         ("PATCH", "/me/memories/x", {"json": {"content": "x" * 2001}}, 422, "at most 2000"),
-        ("PATCH", "/me/memories/x", {"json": {"content": "   "}}, 422, "Invalid memory edit"),
-        ("PATCH", "/me/memories/x", {"json": {"text": "hi"}}, 422, "Invalid memory edit"),
+        ("PATCH", "/me/memories/x", {"json": {"content": "   "}}, 422, "`content`: String should match pattern"),
+        ("PATCH", "/me/memories/x", {"json": {"text": "hi"}}, 422, "`content`: Field required"),
         ("PATCH", "/me/memories/x", {"content": b"not json"}, 422, "JSON object"),
         ("PATCH", "/me/profile", {"json": ["name"]}, 422, "JSON object"),
-        ("PATCH", "/me/profile", {"json": {"shoe size": 44}}, 422, "must be an identifier"),
+        ("PATCH", "/me/profile", {"json": {"shoe size": 44}}, 422, "`shoe size`: String should match pattern"),
         ("PATCH", "/me/profile", {"json": {"address": {"city": "Lyon"}}}, 422, "text, a number, a boolean"),
         ("PATCH", "/me/profile", {"content": b'{"height": NaN}'}, 422, "JSON object"),
-        ("PATCH", "/me/profile", {"json": {"name": "x" * 501}}, 422, "over 500 characters"),
-        ("PATCH", "/me/profile", {"json": {"interests": ["x"] * 51}}, 422, "over 50 entries"),
-        ("PATCH", "/me/profile", {"json": {"interests": "tea"}}, 422, "Invalid profile field"),
+        (
+            "PATCH",
+            "/me/profile",
+            {"content": b'{"height": Infinity}', "headers": {"Content-Type": "application/json"}},
+            422,
+            "Infinity is not JSON",
+        ),
+        (
+            "PATCH",
+            "/me/profile",
+            {"content": b'{"height": 1e400}', "headers": {"Content-Type": "application/json"}},
+            422,
+            "`height`: Input should be a finite number",
+        ),
+        ("PATCH", "/me/profile", {"json": {"name": "x" * 501}}, 422, "`name`: String should have at most 500"),
+        ("PATCH", "/me/profile", {"json": {"interests": ["x"] * 51}}, 422, "`interests`: List should have at most 50"),
+        ("PATCH", "/me/profile", {"json": {"interests": "tea"}}, 422, "`interests`: Input should be a valid list"),
+        ("PATCH", "/me/profile", {"json": {f"f{i}": 1 for i in range(51)}}, 422, "at most 50 fields"),
+        ("GET", "/me/memories/x/history", {"params": {"user_id": "someone"}}, 422, "The user is always the token's"),
+        ("GET", "/me/records", {"params": {"user_id": "someone"}}, 422, "The user is always the token's"),
         (
             "PUT",
             "/store/items",
@@ -219,8 +298,8 @@ async def test_over_a_bound_is_a_4xx_that_says_which(
     if "json" in kwargs and isinstance(kwargs["json"], dict) and "{me}" in str(kwargs["json"]):
         kwargs = {"json": _with_user(kwargs["json"], user)}
     async with http_client(secure_server, token(user)) as me:
-        if path.startswith("/me/memories/"):
-            path = f"/me/memories/{await put_memory(me, user, 'Something')}"
+        if path.startswith("/me/memories/x"):
+            path = path.replace("/me/memories/x", f"/me/memories/{await put_memory(me, user, 'Something')}")
         response = await me.request(method, path, **kwargs)
     assert response.status_code == status, response.text
     assert reason in response.json()["detail"], response.text
@@ -302,8 +381,10 @@ def test_the_routes_are_described_in_the_openapi_schema(
         "GET /me/export",
         "GET /me/memories",
         "GET /me/memories/{memory_id}",
+        "GET /me/memories/{memory_id}/history",
         "GET /me/memory-failures",
         "GET /me/profile",
+        "GET /me/records",
         "PATCH /me/memories/{memory_id}",
         "PATCH /me/profile",
         "POST /me/memory-failures/{failure_id}/retry",
