@@ -21,6 +21,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
@@ -30,7 +31,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from deployment import limits
@@ -38,13 +39,15 @@ from deployment.auth import SETTINGS, caller_user_id
 from deployment.gate import AuthGate
 from deployment.loopback_errors import LoopbackErrors
 from deployment.tokens import AuthSettings, TokenError
-from memory.history import Action, Provenance, forget, record_change
+from memory.history import Action, Provenance, forget, history, record_change
 from memory.records import (
     MEMORY_FIELD,
     PROFILE_KEY,
     UserProfile,
+    episode_namespace,
     failure_namespace,
     history_namespace,
+    instructions_namespace,
     memory_namespace,
     memory_text,
     profile_namespace,
@@ -115,6 +118,20 @@ class StoredRecord(BaseModel):
     value: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+
+
+class MemoryHistory(BaseModel):
+    """Every recorded change to one memory, oldest first; the first entry is its provenance."""
+
+    items: list[dict[str, Any]] = Field(
+        description="History entries as stored: action, before, after, at, source, thread_id, message_ids."
+    )
+
+
+class RecordPage(BaseModel):
+    """The caller's episodes, learned instructions and records of custom memory types."""
+
+    items: list[StoredRecord]
 
 
 class MemoryFailureOut(BaseModel):
@@ -671,6 +688,68 @@ async def retry_memory_failure(request: Request) -> Response:
     return _ok(_failure_out(key, value))
 
 
+@_operation(
+    "Read the history of one of your memories",
+    200,
+    MemoryHistory,
+    parameters=[_MEMORY_ID],
+    problems=(401, 404, 422),
+)
+async def memory_history(request: Request) -> Response:
+    """Every change to one memory, oldest first: the first entry says where it came from."""
+    user_id = _user_id(request)
+    store = await _store()
+    item = await _own_memory(store, user_id, request.path_params["memory_id"])
+    entries = await history(store, user_id, item.key)
+    # The history holds every memory type's changes by key: keep only this memory's.
+    mine = [entry for entry in entries if tuple(entry.get("namespace", ())) == item.namespace]
+    return _ok(MemoryHistory(items=mine))
+
+
+@_operation("List your other memory records", 200, RecordPage, problems=(401, 422))
+async def list_records(request: Request) -> Response:
+    """Your episodes, learned instructions and records of custom memory types, as stored."""
+    user_id = _user_id(request)
+    store = await _store()
+    custom: list[tuple[str, ...]] = []
+    while True:
+        page = await store.alist_namespaces(prefix=("custom", user_id), limit=_SCAN_PAGE, offset=len(custom))
+        custom.extend(page)
+        if len(page) < _SCAN_PAGE:
+            break
+    namespaces = [episode_namespace(user_id), instructions_namespace(user_id), *custom]
+    records = [
+        StoredRecord(
+            namespace=list(item.namespace),
+            key=item.key,
+            value=item.value,
+            created_at=item.created_at,
+            updated_at=item.updated_at,
+        )
+        for namespace in namespaces
+        for item in await _all_items(store, namespace)
+    ]
+    return _ok(RecordPage(items=records))
+
+
+_PAGE_FILE = Path(__file__).with_name("memory_page.html")
+# The page loads nothing from elsewhere and builds every piece of stored text as text; the
+# policy makes sure of the first, and that no other site frames it.
+_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
+}
+
+
+async def memory_page(request: Request) -> Response:
+    """The memory page: static HTML that calls the routes above with the caller's token.
+
+    It holds no data, so it answers without a token (``deployment.auth.PUBLIC_PAGES``).
+    """
+    return HTMLResponse(_PAGE_FILE.read_text(encoding="utf-8"), headers=_PAGE_HEADERS)
+
+
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
@@ -685,6 +764,10 @@ def build_app(settings: AuthSettings = SETTINGS) -> Starlette:
             Route("/me/memories/{memory_id}", get_memory, methods=["GET"]),
             Route("/me/memories/{memory_id}", edit_memory, methods=["PATCH"]),
             Route("/me/memories/{memory_id}", delete_memory, methods=["DELETE"]),
+            Route("/me/memories/{memory_id}/history", memory_history, methods=["GET"]),
+            Route("/me/records", list_records, methods=["GET"]),
+            # HTML for people, not part of the API: left out of /openapi.json.
+            Route("/me/page", memory_page, methods=["GET"], include_in_schema=False),
             Route("/me/profile", get_profile, methods=["GET"]),
             Route("/me/profile", edit_profile, methods=["PATCH"]),
             Route("/me/profile", delete_profile, methods=["DELETE"]),
