@@ -4,8 +4,9 @@ The routes are the server's own OpenAPI document (fetched with a token: without 
 refused like everything else) plus those it serves without describing them (``UNDOCUMENTED``:
 MCP, A2A and generative-UI routes, off by default, and the event-streaming WebSocket).
 
-* Without a token, or with a forged one, every route answers 401, except ``GET /ok`` (200)
-  and the in-memory runtime's development routes (``/internal/*``, ``/deploy*``), 404 for all.
+* Without a token, or with a forged one, every route answers 401, except ``GET /ok`` and the
+  memory page ``GET /me/page`` (200) and the in-memory runtime's development routes
+  (``/internal/*``, ``/deploy*``), 404 for all.
 * As user B, with user A's ids in the path and the body: a route that names A's thread, run,
   memory or checkpoint refuses; every other route answers with B's own data only (nothing of
   A's, see ``tests.e2e.security.attacks``); none answers 5xx; A's data is unchanged afterwards.
@@ -42,7 +43,7 @@ from tests.support.tokens import bearer, hs256
 Route = tuple[str, str]
 """(method, path template as in the OpenAPI document)."""
 
-PUBLIC: set[Route] = {("GET", "/ok")}
+PUBLIC: set[Route] = {("GET", "/ok"), ("GET", "/me/page")}
 CLOSED_PREFIXES = ("/internal/", "/deploy")
 UNDOCUMENTED: list[Route] = [
     ("GET", "/mcp"),
@@ -55,6 +56,8 @@ UNDOCUMENTED: list[Route] = [
     ("GET", "/.well-known/agent-card.json"),
     ("POST", "/ui/{graph_id}"),
     ("GET", "/ui/{graph_id}/entrypoint.js"),
+    # The memory page: HTML, not part of the API.
+    ("GET", "/me/page"),
 ]
 # Path parameters naming something of A's: a route taking one must refuse B.
 OWNED_PARAMETERS = ("{thread_id}", "{run_id}", "{memory_id}", "{checkpoint_id}", "{cron_id}")
