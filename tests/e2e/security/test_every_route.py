@@ -212,7 +212,7 @@ def routes(secure_server: DevServer) -> list[Route]:
     return documented + [route for route in UNDOCUMENTED if route not in documented]
 
 
-async def test_without_a_valid_token_every_route_but_the_health_check_is_refused(
+async def test_without_a_valid_token_every_route_but_the_public_ones_is_refused(
     secure_server: DevServer, routes: list[Route], victim: Victim, ledger: Ledger
 ) -> None:
     ids = await attack_ids(secure_server, victim)
