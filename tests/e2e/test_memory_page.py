@@ -23,7 +23,7 @@ from playwright.sync_api import Browser, Page, expect
 from memory.identity import LOCAL_USER_ID
 from tests.e2e.conftest import RULES
 from tests.support.dev_server import DevServer
-from tests.support.fake_openai import FakeOpenAI, Rule
+from tests.support.fake_openai import FakeOpenAI, Rule, ToolCallSpec
 
 pytestmark = pytest.mark.parametrize("server", ["inmem"], indirect=True)
 
@@ -37,20 +37,23 @@ COFFEE = "Please remember I take my coffee black"
 # The memories in the order they are said; the page lists the newest first.
 SAID = [SEATS, SISTER, SCRIPT, IMAGE, COFFEE]
 
-# The model saves markup verbatim when the user's message carries a marker; otherwise the
-# session's rules apply (a message with "remember" is saved as said).
+SAY = {SCRIPT: "Save this for me (markup 0)", IMAGE: "And this one (markup 1)"}
+
+
+def saving(marker: str, content: str) -> Rule:
+    """The model saves ``content`` verbatim when the user's message carries ``marker``."""
+    call: ToolCallSpec = {"name": "manage_memory", "arguments": {"action": "create", "content": content}}
+    return {"when": {"tool": "manage_memory", "contains": marker}, "then": {"tool_calls": [call]}}
+
+
+# Markup is saved verbatim; otherwise the session's rules apply (a message with "remember" is
+# saved as said). The answer after the tool's result comes first, or the marker would match again.
 PAGE_RULES: list[Rule] = [
     {"when": {"tool": "manage_memory", "last_role": "tool"}, "then": {"content": "Noted."}},
-    *(
-        {
-            "when": {"tool": "manage_memory", "contains": f"(markup {index})"},
-            "then": {"tool_calls": [{"name": "manage_memory", "arguments": {"action": "create", "content": markup}}]},
-        }
-        for index, markup in enumerate((SCRIPT, IMAGE))
-    ),
+    saving("(markup 0)", SCRIPT),
+    saving("(markup 1)", IMAGE),
     *RULES,
 ]
-SAY = {SCRIPT: "Save this for me (markup 0)", IMAGE: "And this one (markup 1)"}
 
 
 @pytest.fixture

@@ -41,9 +41,7 @@ def test_the_page_answers_without_a_token_but_the_memories_do_not(secure_server:
     assert memories.status_code == 401 and "Missing bearer token" in memories.json()["detail"]
 
 
-def test_the_page_asks_for_a_token_and_shows_only_that_users_memories(
-    secure_server: DevServer, page: Page
-) -> None:
+def test_the_page_asks_for_a_token_and_shows_only_that_users_memories(secure_server: DevServer, page: Page) -> None:
     alice, bob = f"alice-{uuid.uuid4().hex[:8]}", f"bob-{uuid.uuid4().hex[:8]}"
     put_memory(secure_server, alice, "Alice keeps bees")
     put_memory(secure_server, bob, "Bob collects stamps")
