@@ -62,9 +62,13 @@ def server(request: pytest.FixtureRequest, fake_openai: FakeOpenAI) -> Iterator[
         yield dev_server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for every browser test of the session."""
+    """Headless Chromium for one test.
+
+    Not shared across tests: while sync Playwright is open it keeps an event loop running in
+    the thread, so every asyncio.run and async test after it would fail until it closes.
+    """
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (scripts/check.sh does, as root).")
     with sync_playwright() as playwright:
