@@ -51,13 +51,14 @@ def test_the_page_asks_for_a_token_and_shows_only_that_users_memories(secure_ser
     expect(page.locator("#token-reason")).to_contain_text("Missing bearer token")
     expect(page.locator("#content")).to_be_hidden()
 
-    page.fill("#token-input", token(alice))
+    alice_token = token(alice)  # minted once: a token minted a second later differs
+    page.fill("#token-input", alice_token)
     page.click("#token-form button[type=submit]")
     expect(page.locator("#memory-list .content")).to_have_text(["Alice keeps bees"])
     expect(page.locator("#token-panel")).to_be_hidden()
     assert "Bob" not in page.locator("body").inner_text()
     # The token stays with the tab: sessionStorage, never localStorage or a cookie.
-    assert page.evaluate("sessionStorage.getItem('memory-page-token')") == token(alice)
+    assert page.evaluate("sessionStorage.getItem('memory-page-token')") == alice_token
     assert page.evaluate("localStorage.length") == 0 and page.context.cookies() == []
 
     # A reload keeps the tab's token; forgetting it asks again.
