@@ -213,5 +213,6 @@ def test_the_page_shows_searches_edits_and_deletes_the_memories_of_a_conversatio
         assert stored(sdk) == {}
         assert page.evaluate("typeof window.__pwned") == "undefined"
     finally:
+        me.delete("/me/profile")
         sdk.store.delete_item(("episodes", USER), "page-episode")
         sdk.store.delete_item(("memory_failures", USER), failure_key)
