@@ -42,7 +42,7 @@ def on() -> TestClient:
     return gated(load_settings(hs256_env()))
 
 
-def test_with_auth_on_nothing_but_the_health_check_passes_without_a_valid_token(on: TestClient) -> None:
+def test_with_auth_on_nothing_but_the_public_routes_passes_without_a_valid_token(on: TestClient) -> None:
     for path in ("/info", "/openapi.json", "/docs", "/", "/threads/search", "/ok/extra"):
         response = on.get(path)
         assert response.status_code == 401 and response.headers["WWW-Authenticate"] == "Bearer", path
@@ -51,6 +51,12 @@ def test_with_auth_on_nothing_but_the_health_check_passes_without_a_valid_token(
     assert (forged.status_code, forged.json()["detail"]) == (401, "The token's signature is invalid.")
     assert on.get("/ok").text == "reached" and on.head("/ok").status_code == 200
     assert on.get("/info", headers=bearer(hs256("alice"))).text == "reached"
+
+
+def test_the_memory_page_passes_without_a_token_but_its_data_does_not(on: TestClient) -> None:
+    assert on.get("/me/page").text == "reached" and on.head("/me/page").status_code == 200
+    for method, path in (("GET", "/me/memories"), ("POST", "/me/page"), ("GET", "/me/page/x"), ("GET", "/me")):
+        assert on.request(method, path).status_code == 401, (method, path)
 
 
 def test_the_development_routes_are_closed_even_to_admins(on: TestClient) -> None:

@@ -90,7 +90,9 @@ async def test_the_lock_is_per_user_and_scope(postgres_uri: str) -> None:
         assert order in (["a in", "a out", "b in", "b out"], ["b in", "b out", "a in", "a out"])
         order.clear()
         await asyncio.gather(hold("ada", "profile", "a"), hold("ada", "memories", "b"), hold("bob", "profile", "c"))
-        assert order[:3] == ["a in", "b in", "c in"]
+        # Different scopes and users do not wait for each other: all three are in before any leaves
+        # (in whichever order their connections got the lock).
+        assert sorted(order[:3]) == ["a in", "b in", "c in"]
     assert lock_key("ada", "profile") != lock_key("ada", "memories") != lock_key("bob", "profile")
 
 

@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 OWNER_KEY = "owner"
 ADMIN_PERMISSION = "admin"
+PUBLIC_PAGES = frozenset({("GET", "/me/page"), ("HEAD", "/me/page")})
+"""(method, path) of our own routes answered without a token: static pages that hold no data."""
 
 Filter = dict[str, Any]
 
@@ -125,10 +127,13 @@ def build_auth(settings: AuthSettings, verifier: TokenVerifier | None) -> Auth:
     auth = Auth()
 
     @auth.authenticate
-    async def authenticate(authorization: str | None) -> Auth.types.MinimalUserDict:
-        """The caller named by the bearer token (anonymous when auth is off)."""
+    async def authenticate(authorization: str | None, method: str, path: str) -> Auth.types.MinimalUserDict:
+        """The caller named by the bearer token (anonymous when auth is off, or for a public page)."""
         if verifier is None:
             return {"identity": "", "display_name": "anonymous (auth off)", "is_authenticated": False}
+        if (method, path) in PUBLIC_PAGES:
+            # The server authenticates every route of our app; a page asks for the token itself.
+            return {"identity": "", "display_name": "anonymous (public page)", "is_authenticated": False}
         try:
             identity = await verifier.verify(authorization)
         except TokenError as error:

@@ -11,8 +11,10 @@ and with auth on:
 
 * ``/internal/*`` and ``/deploy*`` answer 404 to everyone, with or without a token: they act
   on every user's data or on the machine, and no user of this service needs them;
-* ``GET /ok`` (the health check: ``{"ok": true}``) and CORS preflights (no credentials by
-  design, answered by the server's CORS middleware) need no token: ``PUBLIC_ROUTES``;
+* ``GET /ok`` (the health check: ``{"ok": true}``), ``GET /me/page`` (the memory page: static
+  HTML that asks for the token and sends it with each data call, which still needs it) and
+  CORS preflights (no credentials by design, answered by the server's CORS middleware) need no
+  token: ``PUBLIC_ROUTES``;
 * ``/metrics`` (figures about the whole server: runs queued, requests per route) needs an
   admin's token;
 * everything else needs a token that ``deployment.tokens`` accepts (the same verifier the auth
@@ -27,10 +29,10 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from deployment.auth import SETTINGS, VERIFIER
+from deployment.auth import PUBLIC_PAGES, SETTINGS, VERIFIER
 from deployment.tokens import AuthSettings, TokenError, TokenVerifier, admin_settings_hint
 
-PUBLIC_ROUTES = frozenset({("GET", "/ok"), ("HEAD", "/ok")})
+PUBLIC_ROUTES = frozenset({("GET", "/ok"), ("HEAD", "/ok")}) | PUBLIC_PAGES
 """(method, path) pairs answered without a token: they reveal nothing about any user."""
 CLOSED_PREFIXES = frozenset({"internal", "deploy"})
 """First path segments refused to everyone: development tools of the in-memory runtime."""

@@ -507,7 +507,7 @@ async def retry_memory_failure(user_id: CurrentUser, store: Store, failure_id: F
     return _failure_out(failure_id, value)
 
 
-@app.get("/me/page", include_in_schema=False)
+@app.api_route("/me/page", methods=["GET", "HEAD"], include_in_schema=False)
 def memory_page() -> HTMLResponse:
     """The memory page: a browser front end to the routes above."""
     return HTMLResponse(_PAGE_FILE.read_text(encoding="utf-8"), headers=_PAGE_HEADERS)

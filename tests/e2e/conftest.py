@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
+from playwright.sync_api import Browser, sync_playwright
 
 from agent.scheduling import memory_thread_id
 from tests.support.dev_server import MEMORY_THREAD_SECRET, DevServer
@@ -18,6 +19,10 @@ from tests.support.postgres import TestPostgres
 CONFIG = Path(__file__).resolve().parents[2] / "langgraph.json"
 # Persistence backends of the server: langgraph dev's in-memory default, and Postgres mode.
 BACKENDS = ["inmem", "postgres"]
+# Debian's chromium package (scripts/check.sh installs it); Playwright never downloads a browser here.
+CHROMIUM = Path("/usr/bin/chromium")
+# As root Chromium needs --no-sandbox; the others stop it calling Google's services (no internet here).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 # The scripted model: the agent saves what it is asked to remember; the extractor pulls
 # facts that carry a marker word; everything else gets a plain answer.
@@ -55,6 +60,21 @@ def server(request: pytest.FixtureRequest, fake_openai: FakeOpenAI) -> Iterator[
     """The server, once per persistence backend: every test using it runs on both."""
     with DevServer(CONFIG, env={**fake_openai.env(), **backend_env(request, request.param)}) as dev_server:
         yield dev_server
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """Headless Chromium for one test.
+
+    Not shared across tests: while sync Playwright is open it keeps an event loop running in
+    the thread, so every asyncio.run and async test after it would fail until it closes.
+    """
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (scripts/check.sh does, as root).")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
 
 
 @pytest.fixture

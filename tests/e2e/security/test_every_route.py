@@ -5,8 +5,9 @@ refused like everything else) plus those it serves without describing them (``UN
 MCP, A2A and generative-UI routes, off by default, the root, ``/openapi.json`` itself, and the
 in-memory runtime's development routes; the event-streaming WebSocket is tried on its own).
 
-* Without a token, or with a forged one, every route answers 401, except ``GET /ok`` (200)
-  and the in-memory runtime's development routes (``/internal/*``, ``/deploy*``), 404 for all.
+* Without a token, or with a forged one, every route answers 401, except ``GET /ok`` and the
+  memory page ``GET /me/page`` (200) and the in-memory runtime's development routes
+  (``/internal/*``, ``/deploy*``), 404 for all.
 * As user B, with user A's ids in the path and the body: a route that names A's thread, run,
   memory or checkpoint refuses; every other route answers with B's own data only (nothing of
   A's, see ``tests.e2e.security.attacks``); none answers 5xx; A's data is unchanged afterwards.
@@ -43,7 +44,7 @@ from tests.support.tokens import bearer, hs256
 Route = tuple[str, str]
 """(method, path template as in the OpenAPI document)."""
 
-PUBLIC: set[Route] = {("GET", "/ok")}
+PUBLIC: set[Route] = {("GET", "/ok"), ("GET", "/me/page")}
 CLOSED_PREFIXES = ("/internal/", "/deploy")
 UNDOCUMENTED: list[Route] = [
     ("GET", "/mcp"),
@@ -63,6 +64,8 @@ UNDOCUMENTED: list[Route] = [
     ("GET", "/deploy"),
     ("POST", "/deploy"),
     ("GET", "/deploy/{operation_id}/stream"),
+    # The memory page: HTML, not part of the API.
+    ("GET", "/me/page"),
 ]
 # Path parameters naming something of A's: a route taking one must refuse B.
 OWNED_PARAMETERS = ("{thread_id}", "{run_id}", "{memory_id}", "{checkpoint_id}", "{cron_id}")
@@ -217,7 +220,7 @@ def routes(secure_server: DevServer) -> list[Route]:
     return documented + [route for route in UNDOCUMENTED if route not in documented]
 
 
-async def test_without_a_valid_token_every_route_but_the_health_check_is_refused(
+async def test_without_a_valid_token_every_route_but_the_public_ones_is_refused(
     secure_server: DevServer, routes: list[Route], victim: Victim, ledger: Ledger
 ) -> None:
     ids = await attack_ids(secure_server, victim)
