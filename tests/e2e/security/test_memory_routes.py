@@ -120,22 +120,30 @@ async def test_list_read_edit_delete_and_export_your_memories(secure_server: Dev
         assert (await me.get("/me/export")).json()["history"] == []
 
 
+_CHAT_RUN = {"assistant_id": "agent", "context": {"background_memory": False}}
+
+
+async def _remembered_in_a_chat(me: httpx.AsyncClient, text: str) -> tuple[str, dict[str, Any]]:
+    """A new thread where the agent saves ``text`` as the caller's only memory: (thread id, the memory)."""
+    thread = (await me.post("/threads", json={})).json()["thread_id"]
+    saved = await me.post(
+        f"/threads/{thread}/runs/wait",
+        json={**_CHAT_RUN, "input": {"messages": [{"role": "user", "content": text}]}},
+    )
+    assert saved.status_code == 200, saved.text
+    [memory] = (await me.get("/me/memories")).json()["items"]
+    return thread, memory
+
+
 async def test_an_edit_is_what_the_agent_recalls_next(secure_server: DevServer, security_fake: FakeOpenAI) -> None:
     user = new_user()
     async with http_client(secure_server, token(user)) as me:
-        thread = (await me.post("/threads", json={})).json()["thread_id"]
-        run = {"assistant_id": "agent", "context": {"background_memory": False}}
-        saved = await me.post(
-            f"/threads/{thread}/runs/wait",
-            json={**run, "input": {"messages": [{"role": "user", "content": "Please remember I drink green tea"}]}},
-        )
-        assert saved.status_code == 200, saved.text
-        [memory] = (await me.get("/me/memories")).json()["items"]
+        thread, memory = await _remembered_in_a_chat(me, "Please remember I drink green tea")
         await me.patch(f"/me/memories/{memory['id']}", json={"content": "Drinks black coffee, never tea"})
         marker = f"(recall check {user})"
         await me.post(
             f"/threads/{thread}/runs/wait",
-            json={**run, "input": {"messages": [{"role": "user", "content": f"What do I drink? {marker}"}]}},
+            json={**_CHAT_RUN, "input": {"messages": [{"role": "user", "content": f"What do I drink? {marker}"}]}},
         )
     prompt = agent_prompts(security_fake, marker)[-1]
     assert "Drinks black coffee, never tea" in prompt and "green tea" not in prompt.split("<user_memory>")[-1]
@@ -144,14 +152,7 @@ async def test_an_edit_is_what_the_agent_recalls_next(secure_server: DevServer, 
 async def test_a_memorys_history_says_where_it_came_from(secure_server: DevServer) -> None:
     user = new_user()
     async with http_client(secure_server, token(user)) as me, http_client(secure_server, token(new_user())) as other:
-        thread = (await me.post("/threads", json={})).json()["thread_id"]
-        run = {"assistant_id": "agent", "context": {"background_memory": False}}
-        saved = await me.post(
-            f"/threads/{thread}/runs/wait",
-            json={**run, "input": {"messages": [{"role": "user", "content": "Please remember I drink green tea"}]}},
-        )
-        assert saved.status_code == 200, saved.text
-        [memory] = (await me.get("/me/memories")).json()["items"]
+        thread, memory = await _remembered_in_a_chat(me, "Please remember I drink green tea")
         await me.patch(f"/me/memories/{memory['id']}", json={"content": "Drinks black coffee"})
 
         response = await me.get(f"/me/memories/{memory['id']}/history")
