@@ -113,16 +113,22 @@ async def _is_large(conn: AsyncConnection[DictRow], prefix: str) -> bool:
     return large
 
 
+# The nearest rows come back with the memories themselves, saving the fetch's round trip.
+_WITH_MEMORIES = """
+    SELECT n.key, n.distance, s.value, s.created_at, s.updated_at FROM ({nearest}) n
+    JOIN store s ON s.prefix = %(prefix)s AND s.key = n.key
+"""
+
+
 async def _exact_nearest(conn: AsyncConnection[DictRow], prefix: str, vector: str, limit: int) -> list[DictRow]:
     # Ordering by "distance + 0" rather than the distance itself keeps the planner from walking the
     # HNSW index over everybody's rows: the user's rows are read and sorted, exactly.
-    return await _rows(
-        conn,
-        """
+    nearest = """
         SELECT key, (embedding <=> %(vector)s::vector) + 0 AS distance FROM store_vectors
         WHERE prefix = %(prefix)s ORDER BY 2 LIMIT %(limit)s
-        """,
-        {"prefix": prefix, "vector": vector, "limit": limit},
+    """
+    return await _rows(
+        conn, _WITH_MEMORIES.format(nearest=nearest), {"prefix": prefix, "vector": vector, "limit": limit}
     )
 
 
@@ -133,26 +139,30 @@ async def _indexed_nearest(conn: AsyncConnection[DictRow], prefix: str, vector: 
         if await _pgvector_version(conn) >= _ITERATIVE_SCAN_VERSION:
             # Keep walking the graph until enough rows pass the user filter (pgvector >= 0.8 only).
             await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        return await _rows(
-            conn,
-            """
+        nearest = """
             SELECT key, embedding <=> %(vector)s::vector AS distance FROM store_vectors
             WHERE prefix = %(prefix)s ORDER BY embedding <=> %(vector)s::vector LIMIT %(limit)s
-            """,
-            {"prefix": prefix, "vector": vector, "limit": limit},
+        """
+        return await _rows(
+            conn, _WITH_MEMORIES.format(nearest=nearest), {"prefix": prefix, "vector": vector, "limit": limit}
         )
 
 
-async def nearest_keys(conn: AsyncConnection[DictRow], prefix: str, vector: str, limit: int) -> list[str]:
-    """Keys of the ``limit`` vectors nearest to ``vector`` in the namespace, nearest first, never short."""
+async def nearest(conn: AsyncConnection[DictRow], prefix: str, vector: str, limit: int) -> list[DictRow]:
+    """The memories of the ``limit`` vectors nearest to ``vector`` in the namespace, nearest first, never short.
+
+    Each row: key, distance, value, created_at, updated_at; one per memory.
+    """
     if not await _is_large(conn, prefix):
         rows = await _exact_nearest(conn, prefix, vector, limit)
     else:
         rows = await _indexed_nearest(conn, prefix, vector, limit)
         if len({row["key"] for row in rows}) < limit:
             rows = await _exact_nearest(conn, prefix, vector, limit)
-    keys = list(dict.fromkeys(str(row["key"]) for row in sorted(rows, key=lambda row: float(row["distance"]))))
-    return keys[:limit]
+    by_key: dict[str, DictRow] = {}
+    for row in sorted(rows, key=lambda row: float(row["distance"])):
+        by_key.setdefault(str(row["key"]), row)
+    return list(by_key.values())[:limit]
 
 
 def _tsquery(lexemes: Sequence[str]) -> str:
@@ -230,11 +240,11 @@ async def candidates(
     prefix = _namespace_text(namespace)
     vector = _vector_literal(query_vector) if query_vector is not None else None
 
-    async def nearest() -> list[str]:
+    async def nearest_memories() -> list[DictRow]:
         if vector is None:
             return []
         async with _connection(store) as conn:
-            return await nearest_keys(conn, prefix, vector, pool)
+            return await nearest(conn, prefix, vector, pool)
 
     async def words() -> dict[str, float]:
         if not with_words:
@@ -244,25 +254,26 @@ async def candidates(
 
     if isinstance(store.conn, AsyncConnectionPool):
         # Two pooled connections: the two rankings are searched at the same time.
-        nearest_found, bm25 = await asyncio.gather(nearest(), words())
+        nearest_rows, bm25 = await asyncio.gather(nearest_memories(), words())
     else:
-        nearest_found, bm25 = await nearest(), await words()
+        nearest_rows, bm25 = await nearest_memories(), await words()
+    rows = [{**row, "similarity": 1 - float(row["distance"])} for row in nearest_rows]
     best_lexical = sorted(bm25, key=lambda key: bm25[key], reverse=True)[:pool]
-    keys = list(dict.fromkeys([*nearest_found, *best_lexical]))
-    if not keys:
-        return Candidates()
-    async with _connection(store) as conn:
-        rows = await _rows(
-            conn,
-            """
-            SELECT s.key, s.value, s.created_at, s.updated_at,
-                   max(1 - (sv.embedding <=> %(vector)s::vector)) AS similarity
-            FROM store s LEFT JOIN store_vectors sv ON sv.prefix = s.prefix AND sv.key = s.key
-            WHERE s.prefix = %(prefix)s AND s.key = ANY(%(keys)s)
-            GROUP BY s.prefix, s.key
-            """,
-            {"prefix": prefix, "vector": vector, "keys": keys},
-        )
+    seen = {str(row["key"]) for row in rows}
+    only_lexical = [key for key in best_lexical if key not in seen]
+    if only_lexical:
+        async with _connection(store) as conn:
+            rows += await _rows(
+                conn,
+                """
+                SELECT s.key, s.value, s.created_at, s.updated_at,
+                       max(1 - (sv.embedding <=> %(vector)s::vector)) AS similarity
+                FROM store s LEFT JOIN store_vectors sv ON sv.prefix = s.prefix AND sv.key = s.key
+                WHERE s.prefix = %(prefix)s AND s.key = ANY(%(keys)s)
+                GROUP BY s.prefix, s.key
+                """,
+                {"prefix": prefix, "vector": vector, "keys": only_lexical},
+            )
     found = Candidates()
     for row in rows:
         key = str(row["key"])
