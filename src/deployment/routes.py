@@ -393,11 +393,7 @@ async def delete_memory(user_id: CurrentUser, store: Store, memory_id: MemoryId)
 async def get_memory_history(user_id: CurrentUser, store: Store, memory_id: MemoryId) -> HistoryPage:
     """Every change to one memory of the caller, oldest first, each with where it came from."""
     item = await _own_memory(store, user_id, memory_id)
-    # Entries name the memory by key; only this namespace's are this memory's.
-    entries = [
-        entry for entry in await history(store, user_id, item.key) if entry.get("namespace") == list(item.namespace)
-    ]
-    return HistoryPage.model_validate({"items": entries})
+    return HistoryPage.model_validate({"items": await history(store, user_id, item.key, item.namespace)})
 
 
 @app.get("/me/profile", summary="Read your profile")

@@ -58,10 +58,18 @@ async def record_change(
     await store.aput(history_namespace(user_id), str(uuid.uuid4()), entry, index=False)
 
 
-async def history(store: BaseStore, user_id: str, key: str) -> list[dict[str, Any]]:
-    """Every change to one memory, oldest first; the first entry says where it came from."""
+async def history(
+    store: BaseStore, user_id: str, key: str, namespace: tuple[str, ...] | None = None
+) -> list[dict[str, Any]]:
+    """Every change to one memory, oldest first; the first entry says where it came from.
+
+    Entries name a memory by key; ``namespace`` keeps only those of the memory in that namespace.
+    """
     items = await store.asearch(history_namespace(user_id), filter={"memory_key": key}, limit=_MAX_HISTORY)
-    return sorted((item.value for item in items), key=lambda entry: entry["at"])
+    entries = [
+        item.value for item in items if namespace is None or tuple(item.value.get("namespace", ())) == tuple(namespace)
+    ]
+    return sorted(entries, key=lambda entry: entry["at"])
 
 
 async def forget(store: BaseStore, user_id: str, namespace: tuple[str, ...], key: str | None = None) -> int:
