@@ -17,11 +17,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AnyMessage, SystemMessage, convert_to_messages, get_buffer_string
+from langchain_core.messages import AnyMessage, HumanMessage, SystemMessage, convert_to_messages, get_buffer_string
 from langgraph.config import get_config
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -29,15 +31,16 @@ from langgraph.store.base import BaseStore
 from langgraph_sdk import get_client
 from langmem import create_prompt_optimizer
 
-from memory.history import Provenance, Source, record_change
+from memory.history import Action, Provenance, Source, record_change
 from memory.identity import resolve_user_id
 from memory.locks import user_lock
 from memory.records import instructions_namespace, message_time
 from memory_graph import failures, kinds, prompts
 from memory_graph.budget import BudgetExceeded, CallLog, ExtractionError, MeteredChatModel, RunBudget, Usage
-from memory_graph.consolidation import MemoryCollection, consolidate
+from memory_graph.consolidation import Extraction, MemoryCollection, Writes, extract
 from memory_graph.context import MemoryContext
 from memory_graph.cursor import load_processed_count, save_processed_count
+from memory_graph.evidence import Evidence
 from memory_graph.models import load_chat_model
 from memory_graph.state import MemoryInput, MemoryState
 
@@ -46,7 +49,16 @@ logger = logging.getLogger(__name__)
 # Longest text used as the query that finds memories related to a batch.
 _RELATED_QUERY_CHARS = 2000
 
-Job = Callable[[RunBudget], Awaitable[None]]
+
+class Pending(Protocol):
+    """One memory type's changes from a batch, written once every type's extraction succeeded."""
+
+    async def write(self, store: BaseStore) -> Writes:
+        """Write the changes; say what was written."""
+        ...
+
+
+Job = Callable[[RunBudget], Awaitable[Pending | None]]
 
 
 def _messages(raw: Any) -> list[AnyMessage]:
@@ -95,6 +107,7 @@ async def begin_run(state: MemoryState) -> dict[str, Any]:
     return {
         "run_started_at": time.time(),
         "usage": Usage().as_dict(),
+        "writes": asdict(Writes()),
         "batches_done": 0,
         "batches_set_aside": 0,
         "stop_reason": None,
@@ -216,28 +229,37 @@ def route_batch(state: MemoryState) -> Literal["extract_batch", "finish_run"]:
     return "finish_run" if state["done"] else "extract_batch"
 
 
-async def _consolidate(
+def _scope(namespace: tuple[str, ...]) -> str:
+    """The lock scope of a memory type: its namespace without the user."""
+    return ":".join(part for index, part in enumerate(namespace) if index != 1)
+
+
+def _user_words(messages: Sequence[AnyMessage]) -> str:
+    """What the user said in ``messages``: the only evidence a profile value may rest on."""
+    return "\n".join(message.text for message in messages if isinstance(message, HumanMessage))
+
+
+async def _extract(
     state: MemoryState, runtime: Runtime[MemoryContext], collection: MemoryCollection, budget: RunBudget
-) -> None:
-    """Consolidate one memory type, one run at a time per user and type (see ``locks``)."""
+) -> Extraction:
+    """Extract one memory type's changes from the batch (written later, with the others')."""
     context = _context(runtime)
     store, user_id = _store(runtime), _user_id(runtime)
     new_messages = state["batch"][state["seen_in_batch"] :]
-    scope = ":".join(part for index, part in enumerate(collection.namespace) if index != 1)
-    async with user_lock(store, user_id, scope):
-        await consolidate(
-            store,
-            collection,
-            _model(context),
-            transcript(state),
-            query=get_buffer_string(new_messages)[-_RELATED_QUERY_CHARS:],
-            related_limit=context.related_memories,
-            user_id=user_id,
-            provenance=Provenance("background", _thread_key(state), [m.id for m in new_messages]),
-            budget=budget,
-            attempts=context.extraction_attempts,
-            stated_at=_stated_at(new_messages),
-        )
+    return await extract(
+        store,
+        collection,
+        _model(context),
+        transcript(state),
+        query=get_buffer_string(new_messages)[-_RELATED_QUERY_CHARS:],
+        related_limit=context.related_memories,
+        user_id=user_id,
+        provenance=Provenance("background", _thread_key(state), [m.id for m in new_messages]),
+        budget=budget,
+        attempts=context.extraction_attempts,
+        evidence=Evidence(_user_words(new_messages)),
+        stated_at=_stated_at(new_messages),
+    )
 
 
 def _feedback_text(state: MemoryState) -> str:
@@ -246,44 +268,66 @@ def _feedback_text(state: MemoryState) -> str:
     return "; ".join(part for part in parts if part)
 
 
-async def refine_instructions(state: MemoryState, runtime: Runtime[MemoryContext], budget: RunBudget) -> None:
+@dataclass
+class InstructionsUpdate:
+    """Procedural memory's change from one batch, written with the batch's other changes."""
+
+    user_id: str
+    key: str
+    before: dict[str, Any] | None
+    value: dict[str, Any]
+    provenance: Provenance
+
+    async def write(self, store: BaseStore) -> Writes:
+        """Store the refined instructions and log the change."""
+        namespace = instructions_namespace(self.user_id)
+        await store.aput(namespace, self.key, self.value, index=False)
+        action: Action = "update" if self.before else "create"
+        await record_change(store, self.user_id, namespace, self.key, action, self.before, self.value, self.provenance)
+        return Writes(created=self.before is None, updated=self.before is not None)
+
+
+async def refine_instructions(
+    state: MemoryState, runtime: Runtime[MemoryContext], budget: RunBudget
+) -> InstructionsUpdate | None:
     """Procedural memory: refine the agent's instructions from feedback with langmem's optimizer."""
     context = _context(runtime)
     settings = context.memory.procedural
     store, user_id = _store(runtime), _user_id(runtime)
-    async with user_lock(store, user_id, "instructions"):
-        namespace = instructions_namespace(user_id)
-        key = settings.instructions_key(context.agent_assistant_id)
-        current = await store.aget(namespace, key)
-        prompt = current.value["prompt"] if current else context.base_prompt
-        if not prompt:
-            raise ValueError(
-                "Procedural memory needs the agent's system prompt to refine: pass it as context `base_prompt`."
-            )
-        model = MeteredChatModel(base=_model(context), budget=budget, log=CallLog())
-        optimizer = create_prompt_optimizer(model, kind="prompt_memory")
-        new_prompt = await optimizer.ainvoke(
-            {
-                "trajectories": [(transcript(state), _feedback_text(state))],
-                "prompt": {"name": "instructions", "prompt": prompt, "update_instructions": settings.instructions},
-            }
+    key = settings.instructions_key(context.agent_assistant_id)
+    current = await store.aget(instructions_namespace(user_id), key)
+    prompt = current.value["prompt"] if current else context.base_prompt
+    if not prompt:
+        raise ValueError(
+            "Procedural memory needs the agent's system prompt to refine: pass it as context `base_prompt`."
         )
-        if not new_prompt.strip() or new_prompt == prompt:
-            return
-        base_prompt = current.value.get("base_prompt") if current else context.base_prompt
-        value = {"prompt": new_prompt, "base_prompt": base_prompt}
-        await store.aput(namespace, key, value, index=False)
-        source: Source = "feedback" if state.get("feedback") else "background"
-        message_ids = [m.id for m in state["batch"][state["seen_in_batch"] :]]
-        provenance = Provenance(source, _thread_key(state), message_ids)
-        before = current.value if current else None
-        await record_change(
-            store, user_id, namespace, key, "update" if current else "create", before, value, provenance
-        )
+    model = MeteredChatModel(base=_model(context), budget=budget, log=CallLog())
+    optimizer = create_prompt_optimizer(model, kind="prompt_memory")
+    new_prompt = await optimizer.ainvoke(
+        {
+            "trajectories": [(transcript(state), _feedback_text(state))],
+            "prompt": {"name": "instructions", "prompt": prompt, "update_instructions": settings.instructions},
+        }
+    )
+    if not new_prompt.strip() or new_prompt == prompt:
+        return None
+    base_prompt = current.value.get("base_prompt") if current else context.base_prompt
+    source: Source = "feedback" if state.get("feedback") else "background"
+    message_ids = [m.id for m in state["batch"][state["seen_in_batch"] :]]
+    return InstructionsUpdate(
+        user_id,
+        key,
+        current.value if current else None,
+        {"prompt": new_prompt, "base_prompt": base_prompt},
+        Provenance(source, _thread_key(state), message_ids),
+    )
 
 
-def _jobs(state: MemoryState, runtime: Runtime[MemoryContext]) -> list[tuple[str, Job]]:
-    """What the batch asks for: every memory type the assistant keeps (only procedural for feedback)."""
+def _jobs(state: MemoryState, runtime: Runtime[MemoryContext]) -> list[tuple[str, str, Job]]:
+    """What the batch asks for, as (name, lock scope, job): every memory type the assistant keeps.
+
+    For feedback alone, only procedural memory.
+    """
     memory, user_id = _context(runtime).memory, _user_id(runtime)
     collections: list[tuple[str, MemoryCollection]] = []
     if not state["feedback_only"]:
@@ -295,33 +339,49 @@ def _jobs(state: MemoryState, runtime: Runtime[MemoryContext]) -> list[tuple[str
             collections.append(("episodic", kinds.episodic(user_id, memory.episodic)))
         collections += [(f"custom:{t.name}", kinds.custom(user_id, t)) for t in memory.custom_types]
 
-    def consolidating(collection: MemoryCollection) -> Job:
-        return lambda budget: _consolidate(state, runtime, collection, budget)
+    def extracting(collection: MemoryCollection) -> Job:
+        return lambda budget: _extract(state, runtime, collection, budget)
 
-    jobs = [(name, consolidating(collection)) for name, collection in collections]
+    jobs = [(name, _scope(collection.namespace), extracting(collection)) for name, collection in collections]
     if memory.procedural.enabled:
-        jobs.append(("procedural", lambda budget: refine_instructions(state, runtime, budget)))
+        jobs.append(("procedural", "instructions", lambda budget: refine_instructions(state, runtime, budget)))
     return jobs
 
 
 async def extract_batch(state: MemoryState, runtime: Runtime[MemoryContext]) -> dict[str, Any]:
-    """Update every memory type from the batch, concurrently, within what is left of the run's budget.
+    """Update every memory type from the batch, all or nothing, within what is left of the run's budget.
 
-    A memory type that fails for a reason of the model's (``ExtractionError``) does not stop
-    the others; the batch then counts as failed. Any other error fails the run as it is.
+    The types are extracted concurrently, each under its per-user lock (see ``locks``; all taken
+    at once, in one order, so two runs never wait for each other in a circle). Their changes are
+    written only if every type succeeded: a batch that fails writes nothing, deletions included,
+    and is retried whole. A failure for a reason of the model's (``ExtractionError``) does not
+    stop the other types' extraction; any other error fails the run as it is.
     """
-    context = _context(runtime)
+    context, store, user_id = _context(runtime), _store(runtime), _user_id(runtime)
     budget = RunBudget(context.max_model_calls, context.max_prompt_tokens, Usage.from_dict(state.get("usage")))
     jobs = _jobs(state, runtime)
-    results = await asyncio.gather(*(job(budget) for _, job in jobs), return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException) and not isinstance(result, ExtractionError):
-            raise result
-    errors = [(name, result) for (name, _), result in zip(jobs, results, strict=True) if result is not None]
+    writes = Writes(**(state.get("writes") or {}))
+    async with AsyncExitStack() as locks:
+        for scope in sorted({scope for _, scope, _ in jobs}):
+            await locks.enter_async_context(user_lock(store, user_id, scope))
+        results = await asyncio.gather(*(job(budget) for _, _, job in jobs), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, ExtractionError):
+                raise result
+        errors = [
+            (name, result)
+            for (name, _, _), result in zip(jobs, results, strict=True)
+            if isinstance(result, ExtractionError)
+        ]
+        if not errors:
+            for result in results:
+                if result is not None and not isinstance(result, BaseException):
+                    writes.add(await result.write(store))
     for name, error in errors:
-        logger.warning("Memory extraction (%s) failed for user %s: %s", name, _user_id(runtime), error)
+        logger.warning("Memory extraction (%s) failed for user %s: %s", name, user_id, error)
     return {
         "usage": budget.used.as_dict(),
+        "writes": asdict(writes),
         "batch_error": "; ".join(f"{name}: {error}" for name, error in errors) or None,
         "over_budget": any(isinstance(error, BudgetExceeded) for _, error in errors),
     }
@@ -414,6 +474,7 @@ async def finish_run(state: MemoryState, runtime: Runtime[MemoryContext]) -> dic
         "batches_processed": state.get("batches_done", 0),
         "batches_set_aside": state.get("batches_set_aside", 0),
         "stopped": state.get("stop_reason"),
+        "writes": state.get("writes") or asdict(Writes()),
     }
     logger.info(
         "Memory run for user %s, conversation %s: %d model calls, %d prompt and %d completion tokens, %.1f s, "

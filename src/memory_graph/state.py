@@ -52,6 +52,9 @@ class MemoryState(MemoryInput, total=False):
     """When this run started (seconds since the epoch)."""
     usage: dict[str, int]
     """Model calls, prompt and completion tokens this run spent so far."""
+    writes: dict[str, int]
+    """What this run wrote so far: created, updated, merged, deleted, duplicates skipped, updates
+    of unrelated memories kept apart, profile values dropped as unsupported (see ``consolidation.Writes``)."""
     batches_done: int
     """Batches this run processed or set aside."""
     batches_set_aside: int
