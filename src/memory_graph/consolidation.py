@@ -55,7 +55,7 @@ class MemoryCollection:
 
 
 class NothingToSave(BaseModel):
-    """Call this when the new messages hold nothing worth remembering (e.g. only a question or small talk)."""
+    """Call this when the new messages hold nothing worth remembering: only questions, small talk, or what is saved."""
 
     reason: str = Field(description="Why there is nothing to save, in a few words.")
 
