@@ -126,7 +126,9 @@ class Memory(BaseModel):
 class Triple(BaseModel):
     """A fact as subject / predicate / object, taken from what the user said."""
 
-    subject: str = Field(description="Who or what the fact is about: the word User for the user, else the person or thing.")
+    subject: str = Field(
+        description="Who or what the fact is about: the word User for the user, else the person or thing."
+    )
     predicate: str = Field(description="The relation between subject and object, as a short verb phrase.")
     object: str = Field(description="The value the fact gives the subject, in the user's words.")
     context: str | None = Field(default=None, description="When or under which conditions it holds.")
