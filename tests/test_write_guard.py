@@ -8,27 +8,31 @@ question, and a batch whose deletion stayed while another memory type failed.
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.base import BaseStore, PutOp
 from langgraph.store.memory import InMemoryStore
+from langgraph.store.postgres.aio import AsyncPostgresStore
 from pydantic import BaseModel
 
 import agent.graph
+from deployment.postgres import open_pool, prepare_database, store_index_config
 from memory import write_guard
-from memory.history import history
+from memory.history import Provenance, history
 from memory.records import PROFILE_KEY, Episode, Memory, Triple, UserProfile, memory_namespace, memory_text
 from memory.records import profile_namespace as profile_ns
-from memory.write_guard import Stored, judge_new, third_person
+from memory.write_guard import Stored, guarded_write, judge_new, third_person
 from memory_graph import failures
 from memory_graph.consolidation import NothingToSave
 from memory_graph.context import MemoryContext
 from memory_graph.graph import builder as memory_builder
 from tests.conftest import Script
-from tests.support.fakes import tool_call
+from tests.support.fakes import HashedEmbeddings, tool_call
+from tests.support.postgres import TestPostgres
 
 NS = memory_namespace("ana")
 LISBON = "Ana lives in Lisbon and works as a nurse."
@@ -213,3 +217,41 @@ async def test_a_batch_is_written_all_or_nothing(script: Script, store: InMemory
     assert await history(store, "ana", key, NS) == []
     [(_, failure)] = await failures.all_records(store, "ana")
     assert failure["status"] == "retrying"
+
+
+# Both backends, among many users: the guard compares a user's write with that user's memories only.
+
+
+@pytest.fixture(params=["inmem", "postgres"])
+async def any_store(request: pytest.FixtureRequest) -> AsyncIterator[BaseStore]:
+    if request.param == "inmem":
+        yield InMemoryStore(index={"embed": HashedEmbeddings(), "dims": 1536, "fields": ["content"]})
+        return
+    test_postgres: TestPostgres = request.getfixturevalue("test_postgres")
+    uri = test_postgres.fresh_uri("guard")
+    await prepare_database(uri, store_index_config(HashedEmbeddings()))
+    async with open_pool(uri) as pool:
+        yield AsyncPostgresStore(pool, index=store_index_config(HashedEmbeddings()))
+
+
+async def test_the_guard_holds_on_every_backend_among_many_users(any_store: BaseStore) -> None:
+    provenance = Provenance("hot_path", "chat", [])
+    fact = "User moved to Porto last week."
+    await any_store.abatch(
+        [
+            PutOp(memory_namespace(f"user-{u}"), str(uuid.uuid4()), {"content": f"{fact} Note {u}-{m}."})
+            for u in range(40)
+            for m in range(25)
+        ]
+    )
+    first = await guarded_write(any_store, "ana", NS, {"content": fact}, provenance)
+    again = await guarded_write(any_store, "ana", NS, {"content": "User moved to Porto."}, provenance)
+    fuller = await guarded_write(any_store, "ana", NS, {"content": f"{fact} User loves it there."}, provenance)
+    other_user = await guarded_write(any_store, "ben", memory_namespace("ben"), {"content": fact}, provenance)
+    assert (first.outcome, again.outcome, fuller.outcome, other_user.outcome) == (
+        "created",
+        "duplicate",
+        "merged",
+        "created",
+    )
+    assert [memory_text(item.value) for item in await any_store.asearch(NS)] == [f"{fact} User loves it there."]
