@@ -20,11 +20,13 @@ from langgraph.store.postgres.aio import AsyncPostgresStore
 from pydantic import BaseModel
 
 import agent.graph
+from agent.recall import distinct_memories
 from deployment.postgres import open_pool, prepare_database, store_index_config
 from memory import write_guard
 from memory.history import Provenance, history
 from memory.records import PROFILE_KEY, Episode, Memory, Triple, UserProfile, memory_namespace, memory_text
 from memory.records import profile_namespace as profile_ns
+from memory.search import RankingWeights
 from memory.write_guard import Stored, guarded_write, judge_new, third_person
 from memory_graph import failures
 from memory_graph.consolidation import NothingToSave
@@ -255,3 +257,11 @@ async def test_the_guard_holds_on_every_backend_among_many_users(any_store: Base
         "created",
     )
     assert [memory_text(item.value) for item in await any_store.asearch(NS)] == [f"{fact} User loves it there."]
+
+
+async def test_copies_stored_before_the_guard_fill_one_recall_slot(store: InMemoryStore) -> None:
+    others = ["User works as a nurse in Porto.", "User's sister Marta lives in Porto."]
+    for text in ["I moved to Porto last week."] * 8 + others:
+        await store.aput(NS, str(uuid.uuid4()), {"content": text})
+    recalled = await distinct_memories(store, NS, "Where do I live? Porto?", 3, RankingWeights())
+    assert sorted(memory_text(item.value) for item in recalled) == sorted(["I moved to Porto last week.", *others])
