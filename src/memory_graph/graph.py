@@ -23,7 +23,14 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, cast
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AnyMessage, HumanMessage, SystemMessage, convert_to_messages, get_buffer_string
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    HumanMessage,
+    SystemMessage,
+    convert_to_messages,
+    get_buffer_string,
+)
 from langgraph.config import get_config
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -34,7 +41,7 @@ from langmem import create_prompt_optimizer
 from memory.history import Action, Provenance, Source, record_change
 from memory.identity import resolve_user_id
 from memory.locks import user_lock
-from memory.records import instructions_namespace, message_time
+from memory.records import instructions_namespace, message_time, parse_time
 from memory_graph import failures, kinds, prompts
 from memory_graph.budget import BudgetExceeded, CallLog, ExtractionError, MeteredChatModel, RunBudget, Usage
 from memory_graph.consolidation import Extraction, MemoryCollection, Writes, extract
@@ -144,10 +151,12 @@ async def _replay_batch(
             gone = "Its messages are no longer in the conversation, so it cannot be retried."
             await failures.record(store, user_id, key, value, gone, max_attempts=1, first_delay=0, give_up=True)
             continue
-        context_start = max(0, start - context.overlap_messages)
+        if not _anything_shown(conversation[start:end]):
+            await failures.clear(store, user_id, key)  # only tool traffic: nothing to extract
+            continue
+        context_start = _back_by_shown(conversation, start, context.overlap_messages)
         return {
-            "batch": conversation[context_start:end],
-            "seen_in_batch": start - context_start,
+            **_window(conversation, context_start, start, end),
             "batch_end": end,
             "last_message_id": conversation[end - 1].id,
             "batch_info": _batch_info(state, conversation, start, end),
@@ -159,13 +168,94 @@ async def _replay_batch(
     return None
 
 
+def _shown(message: AnyMessage) -> bool:
+    """Whether the extractor is shown the message: user messages and the assistant's text.
+
+    The agent's tool calls and their results are left out: they are its own memory operations
+    (``manage_memory``, ``search_memory``), whose facts came from the user's messages, which
+    the extractor reads anyway. A runaway chat turn can leave a hundred of them; shown, they
+    filled batch after batch with nothing new.
+    """
+    if message.type in ("tool", "function"):
+        return False
+    return message.type != "ai" or bool(message.text.strip())
+
+
+def _anything_shown(messages: Sequence[AnyMessage]) -> bool:
+    return any(_shown(message) for message in messages)
+
+
+def _as_shown(message: AnyMessage) -> AnyMessage:
+    """The message as the extractor reads it: an answer's text without the tool calls it also made."""
+    if not isinstance(message, AIMessage) or not (message.tool_calls or message.invalid_tool_calls):
+        return message
+    extra = {k: v for k, v in message.additional_kwargs.items() if k not in ("tool_calls", "function_call")}
+    update = {"content": message.text, "tool_calls": [], "invalid_tool_calls": [], "additional_kwargs": extra}
+    return message.model_copy(update=update)
+
+
+def _back_by_shown(conversation: Sequence[AnyMessage], position: int, count: int) -> int:
+    """Where a window starts that shows ``count`` messages before ``position`` (or all there are)."""
+    start = position
+    while start > 0 and count > 0:
+        start -= 1
+        if _shown(conversation[start]):
+            count -= 1
+    return start
+
+
+def _batch_end(conversation: Sequence[AnyMessage], start: int, count: int) -> int:
+    """Where a batch from ``start`` ends: before its ``count + 1``-th shown message, else at the end.
+
+    So ``max_messages_per_batch`` counts only what the extractor is shown, and tool traffic
+    goes with the shown messages before it.
+    """
+    shown = 0
+    for position in range(start, len(conversation)):
+        if _shown(conversation[position]):
+            if shown == count:
+                return position
+            shown += 1
+    return len(conversation)
+
+
+def _said_at(conversation: Sequence[AnyMessage], start: int, end: int) -> str | None:
+    """When the facts of ``conversation[start:end]`` were said, as far as the messages' times tell.
+
+    The latest time of its user messages. The agent stamps only those, so for a batch without
+    one (the assistant's replies only), the latest time of any message up to ``end``: the user's
+    words the replies answer. None if no message carries a time.
+    """
+    said = [moment for m in conversation[start:end] if m.type == "human" and (moment := message_time(m))]
+    said = said or [moment for m in conversation[:end] if (moment := message_time(m))]
+    return max(said).isoformat() if said else None
+
+
+def _window(conversation: Sequence[AnyMessage], context_start: int, start: int, end: int) -> dict[str, Any]:
+    """The batch state of ``conversation[start:end]`` after the context from ``context_start``, as shown."""
+    seen = [_as_shown(message) for message in conversation[context_start:start] if _shown(message)]
+    new = [_as_shown(message) for message in conversation[start:end] if _shown(message)]
+    return {"batch": [*seen, *new], "seen_in_batch": len(seen), "stated_at": _said_at(conversation, start, end)}
+
+
+async def _pass_over(
+    state: MemoryState, runtime: Runtime[MemoryContext], conversation: list[AnyMessage], start: int, end: int
+) -> None:
+    """Mark messages the extractor would not be shown as processed, without a model call."""
+    store, user_id, thread = _store(runtime), _user_id(runtime), _thread_key(state)
+    await failures.clear(store, user_id, failures.failure_key(thread, _first_message(conversation, start)))
+    await save_processed_count(store, user_id, thread, end, conversation[end - 1].id)
+
+
 async def load_batch(state: MemoryState, runtime: Runtime[MemoryContext]) -> dict[str, Any]:
     """Select the next batch: a set-aside one its owner asked to retry, else the next unprocessed messages.
 
-    New messages come with a little already-seen context before them. With nothing new but
-    feedback given, the latest messages are re-read for the feedback only. A batch that failed
-    before waits until its ``retry_at``; the run then ends (and, on a server, schedules itself
-    for that time).
+    A batch holds at most ``max_messages_per_batch`` messages the extractor is shown (see
+    ``_shown``), after a little already-seen context. New messages of which none is shown (only
+    the agent's tool traffic) count as processed at once, with no model call. With nothing new
+    but feedback given, the latest messages are re-read for the feedback only. A batch that
+    failed before waits until its ``retry_at``; the run then ends (and, on a server, schedules
+    itself for that time).
     """
     context, store, user_id = _context(runtime), _store(runtime), _user_id(runtime)
     conversation = await _load_conversation(state)
@@ -173,12 +263,16 @@ async def load_batch(state: MemoryState, runtime: Runtime[MemoryContext]) -> dic
     if replay is not None:
         return replay
     processed = await load_processed_count(store, user_id, _thread_key(state), conversation)
-    batch_end = min(len(conversation), processed + context.max_messages_per_batch)
-    feedback_only = batch_end <= processed and bool(state.get("feedback")) and bool(conversation)
-    start = max(0, processed - (context.max_messages_per_batch if feedback_only else context.overlap_messages))
+    batch_end = _batch_end(conversation, processed, context.max_messages_per_batch)
+    if batch_end > processed and not _anything_shown(conversation[processed:batch_end]):
+        await _pass_over(state, runtime, conversation, processed, batch_end)
+        processed = batch_end
+    feedback_only = batch_end <= processed and bool(state.get("feedback")) and _anything_shown(conversation)
+    start = _back_by_shown(
+        conversation, processed, context.max_messages_per_batch if feedback_only else context.overlap_messages
+    )
     update: dict[str, Any] = {
-        "batch": conversation[start:batch_end],
-        "seen_in_batch": 0 if feedback_only else processed - start,
+        **_window(conversation, start, start if feedback_only else processed, batch_end),
         "batch_end": batch_end,
         "last_message_id": conversation[batch_end - 1].id if batch_end else None,
         "batch_info": None,
@@ -210,7 +304,7 @@ def _dated(message: AnyMessage) -> AnyMessage:
 
 
 def transcript(state: MemoryState) -> list[AnyMessage]:
-    """The batch as shown to the extractor, dated, with the already-processed part marked."""
+    """The batch as shown to the extractor (no tool traffic, see ``_shown``), dated, the processed part marked."""
     seen = state["seen_in_batch"]
     batch = [_dated(message) for message in state["batch"]]
     if not seen:
@@ -218,10 +312,9 @@ def transcript(state: MemoryState) -> list[AnyMessage]:
     return [*batch[:seen], SystemMessage(prompts.NEW_MESSAGES_MARKER), *batch[seen:]]
 
 
-def _stated_at(messages: Sequence[AnyMessage]) -> datetime:
-    """When the new messages were said: the latest time they carry, else now."""
-    times = [moment for message in messages if (moment := message_time(message)) is not None]
-    return max(times) if times else datetime.now(UTC)
+def _stated_at(state: MemoryState) -> datetime:
+    """When the batch's new facts were said, from the messages' times (see ``_said_at``), else now."""
+    return parse_time(state.get("stated_at")) or datetime.now(UTC)
 
 
 def route_batch(state: MemoryState) -> Literal["extract_batch", "finish_run"]:
@@ -258,7 +351,7 @@ async def _extract(
         budget=budget,
         attempts=context.extraction_attempts,
         evidence=Evidence(_user_words(new_messages)),
-        stated_at=_stated_at(new_messages),
+        stated_at=_stated_at(state),
     )
 
 
@@ -467,7 +560,11 @@ def route_after_batch(state: MemoryState) -> Literal["load_batch", "finish_run"]
 
 
 async def finish_run(state: MemoryState, runtime: Runtime[MemoryContext]) -> dict[str, Any]:
-    """Report what the run did and spent, in its output and in the server log."""
+    """Report what the run did and spent, in its output and in the server log.
+
+    ``requests`` counts every request sent to the provider, retries included; ``model_calls``
+    counts a call its client retried once.
+    """
     report = {
         **Usage.from_dict(state.get("usage")).as_dict(),
         "duration_seconds": round(time.time() - state.get("run_started_at", time.time()), 3),
@@ -477,11 +574,12 @@ async def finish_run(state: MemoryState, runtime: Runtime[MemoryContext]) -> dic
         "writes": state.get("writes") or asdict(Writes()),
     }
     logger.info(
-        "Memory run for user %s, conversation %s: %d model calls, %d prompt and %d completion tokens, %.1f s, "
-        "%d batches (%d set aside)%s",
+        "Memory run for user %s, conversation %s: %d model calls (%d requests), %d prompt and %d completion tokens, "
+        "%.1f s, %d batches (%d set aside)%s",
         _user_id(runtime),
         _thread_key(state),
         report["model_calls"],
+        report["requests"],
         report["prompt_tokens"],
         report["completion_tokens"],
         report["duration_seconds"],
