@@ -83,7 +83,8 @@ async def test_the_lock_is_per_user_and_scope(postgres_uri: str) -> None:
         async def hold(user: str, scope: str, name: str) -> None:
             async with user_lock(store, user, scope):
                 order.append(f"{name} in")
-                await asyncio.sleep(0.05)
+                # Long enough that a lock not waited for is taken while this one is held, even under load.
+                await asyncio.sleep(0.5)
                 order.append(f"{name} out")
 
         await asyncio.gather(hold("ada", "profile", "a"), hold("ada", "profile", "b"))

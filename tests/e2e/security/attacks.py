@@ -26,6 +26,9 @@ A, B = "alice", "bob"
 # Everything user A tells the service carries this marker: if it appears in anything another
 # user receives (a response, or a prompt of their runs), A's data leaked.
 SECRET = f"S3CR3T-{uuid.uuid4().hex[:12]}"
+# What the memory graph extracts from A's conversation: a fact of its own beside the hot-path one
+# (the write guard would not store a second copy of that).
+BACKGROUND_FACT = f"User keeps a locker at the gym; its code is {SECRET}"
 
 
 def token(user_id: str, *, admin: bool = False) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.e2e.conftest import BACKENDS, CONFIG, backend_env
-from tests.e2e.security.attacks import SECRET, A, Ledger, Victim, prepare_victim
+from tests.e2e.security.attacks import BACKGROUND_FACT, A, Ledger, Victim, prepare_victim
 from tests.support.dev_server import DevServer
 from tests.support.fake_openai import FakeOpenAI, Rule
 from tests.support.tokens import hs256_env
@@ -28,7 +28,7 @@ RULES: list[Rule] = [
     },
     {
         "when": {"tool": "Memory", "any_contains": "locker"},
-        "then": {"tool_calls": [{"name": "Memory", "arguments": {"content": f"User's locker code is {SECRET}"}}]},
+        "then": {"tool_calls": [{"name": "Memory", "arguments": {"content": BACKGROUND_FACT}}]},
     },
 ]
 

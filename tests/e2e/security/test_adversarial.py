@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from tests.e2e.security.attacks import (
+    BACKGROUND_FACT,
     SECRET,
     B,
     Ledger,
@@ -135,7 +136,7 @@ async def test_the_store_api_keeps_every_user_in_their_own_namespaces(
             ({"namespace_prefix": [a]}, "search with A's id first"),
         ]:
             ledger.record(surface, description, await bob.post("/store/items/search", json=body), "refused")
-        own_search = {"namespace_prefix": ["memories", B], "filter": {"content": f"User's locker code is {SECRET}"}}
+        own_search = {"namespace_prefix": ["memories", B], "filter": {"content": BACKGROUND_FACT}}
         response = await bob.post("/store/items/search", json=own_search)
         ledger.record(surface, "search own namespace with a filter on A's text", response, "own")
         for body, description in [
