@@ -27,6 +27,8 @@ def estimated_tokens(messages: Sequence[BaseMessage]) -> int:
 
 
 NO_BACKGROUND = {"user_id": "ada", "background_memory": False}
+RUNAWAY_STEPS = 100
+"""Graph steps after which a turn is taken for a runaway (a bounded one takes about 3 a tool round)."""
 
 
 class Chat:
@@ -34,7 +36,8 @@ class Chat:
 
     def __init__(self, store: InMemoryStore, **context: Any) -> None:
         self.graph = builder.compile(checkpointer=InMemorySaver(), store=store)
-        self.config = {"configurable": {"thread_id": str(uuid.uuid4())}}
+        # LangGraph's default limit is about 10,000 steps: a runaway turn would take minutes to fail.
+        self.config = {"configurable": {"thread_id": str(uuid.uuid4())}, "recursion_limit": RUNAWAY_STEPS}
         self.context = {**NO_BACKGROUND, **context}
 
     async def say(self, *messages: tuple[str, str]) -> list[Any]:
