@@ -2,9 +2,10 @@
 
 ``--quick`` is a smoke run (fewer iterations, smaller bursts) that finishes in under a minute;
 the full run takes a few minutes on two cores. Progress goes to stderr, the report to stdout.
-``locomo_recall`` needs a LoCoMo-format file (``--data PATH``) and the ``bench`` dependency group;
-without ``--data`` a run of all benchmarks leaves it out. A benchmark's machine-readable line (such
-as ``locomo_recall: recall@5=...``) is printed after the whole report, as the last line of stdout.
+``locomo_recall`` and ``duplicate_threshold`` need a LoCoMo-format file (``--data PATH``) and the
+``bench`` dependency group; without ``--data`` a run of all benchmarks leaves them out. A benchmark's
+machine-readable line (such as ``locomo_recall: recall@5=...``) is printed after the whole report,
+as the last line of stdout.
 """
 
 import argparse
@@ -23,6 +24,7 @@ from bench import (
     background_cost,
     background_isolation,
     debounce,
+    duplicate_threshold,
     locomo_recall,
     multi_tenant,
     progress,
@@ -49,7 +51,10 @@ BENCHMARKS: dict[str, Callable[[Options], Awaitable[Section]]] = {
     "write_throughput": lambda options: write_throughput.run(options.quick),
     "background_isolation": lambda options: background_isolation.run(options.quick),
     locomo_recall.NAME: lambda options: locomo_recall.run(options.quick, options.data),
+    duplicate_threshold.NAME: lambda options: duplicate_threshold.run(options.quick, options.data),
 }
+# Benchmarks that read a LoCoMo-format file (``--data``) and need the ``bench`` dependency group.
+NEEDS_DATA = {locomo_recall.NAME, duplicate_threshold.NAME}
 
 
 async def _run_all(names: list[str], options: Options) -> tuple[list[Section], bool]:
@@ -82,15 +87,17 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     names = args.only or list(BENCHMARKS)
-    if locomo_recall.NAME in names:
+    for name in [name for name in names if name in NEEDS_DATA]:
         if args.only or args.data is not None:
             try:
                 locomo_recall.check(args.data)
             except locomo_recall.MissingRequirement as error:
                 parser.error(str(error))
         else:
-            names.remove(locomo_recall.NAME)
-            progress(f"{locomo_recall.NAME} left out (no --data); to run it: {locomo_recall.RUN_COMMAND}")
+            names.remove(name)
+            progress(
+                f"{name} left out (no --data); to run it: {locomo_recall.RUN_COMMAND.replace(locomo_recall.NAME, name)}"
+            )
     start = time.perf_counter()
     sections, ok = asyncio.run(_run_all(names, Options(quick=args.quick, data=args.data)))
     header = (

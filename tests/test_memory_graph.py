@@ -130,7 +130,7 @@ async def test_a_failed_run_marks_nothing_processed(script: Script, store: InMem
 
 async def test_profile_is_one_document_updated_in_place(script: Script, store: InMemoryStore) -> None:
     script.profile = lambda messages: tool_call("UserProfile", name="Ada", language="English")
-    await process(store, conversation(1))
+    await process(store, [HumanMessage("Hi, I'm Ada. I speak English.", id="h0")])
     script.profile = lambda messages: AIMessage(
         content="",
         tool_calls=[
@@ -145,7 +145,13 @@ async def test_profile_is_one_document_updated_in_place(script: Script, store: I
             }
         ],
     )
-    await process(store, conversation(2))
+    await process(
+        store,
+        [
+            HumanMessage("Hi, I'm Ada. I speak English.", id="h0"),
+            HumanMessage("Please answer in French from now on.", id="h1"),
+        ],
+    )
     profiles = await store.asearch(profile_namespace("ada"))
     assert len(profiles) == 1
     assert profiles[0].value["name"] == "Ada" and profiles[0].value["language"] == "French"

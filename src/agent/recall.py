@@ -27,7 +27,8 @@ from memory.records import (
     profile_namespace,
     stated_at,
 )
-from memory.search import search_memories
+from memory.search import RankingWeights, search_memories
+from memory.write_guard import fact_terms
 from memory_graph.kinds import render_data
 
 # Cosine similarity below which a past episode is not shown as an example: an unrelated one
@@ -90,6 +91,22 @@ def format_memory_section(
     return section
 
 
+async def distinct_memories(
+    store: BaseStore, namespace: tuple[str, ...], query: str, limit: int, ranking: RankingWeights
+) -> list[SearchItem]:
+    """The best ``limit`` memories, one per fact: copies stored before the write guard never fill the slots."""
+    # Every candidate is ranked anyway, so reading them all costs nothing more.
+    found = await search_memories(store, namespace, query, max(limit, ranking.candidates), ranking)
+    seen: set[frozenset[str]] = set()
+    distinct = []
+    for item in found:
+        terms = fact_terms(memory_text(item.value))
+        if terms not in seen:
+            seen.add(terms)
+            distinct.append(item)
+    return distinct[:limit]
+
+
 async def recall(
     store: BaseStore, user_id: str, query: str, context: Context, assistant_id: str | None = None
 ) -> Recalled:
@@ -114,7 +131,7 @@ async def recall(
 
     fixed = asyncio.gather(
         document(profile_namespace(user_id), PROFILE_KEY, settings.profile.enabled),
-        search_memories(store, memory_namespace(user_id), query, context.recall_limit, context.ranking),
+        distinct_memories(store, memory_namespace(user_id), query, context.recall_limit, context.ranking),
         search(
             episode_namespace(user_id),
             settings.episodic.recall_limit if settings.episodic.enabled else 0,

@@ -21,6 +21,7 @@ from langmem import create_manage_memory_tool, create_search_memory_tool
 from langmem import utils as langmem_utils
 
 from agent.context import Context, context_or_default
+from memory import write_guard
 from memory.history import Provenance, record_change
 from memory.identity import resolve_user_id
 from memory.records import MAX_MEMORY_CHARS, memory_namespace, memory_record, message_time
@@ -100,27 +101,41 @@ async def manage_memory(
                 "Save a shorter statement, or split it into several memories."
             )
     # Written here rather than by langmem's tool, which stores the text alone: the record also
-    # keeps when it was stated. The answers are langmem's, word for word.
-    key = str(memory_id or uuid.uuid4())
-    after = None
+    # keeps when it was stated, and every write passes the write guard. Successful answers are
+    # langmem's, word for word.
+    provenance = _provenance(runtime)
     if action == "delete":
-        await store.adelete(namespace, key)
-        result = f"Deleted memory {key}"
-    else:
-        after = memory_record(content or "", stated_at=_stated_at(runtime).isoformat())
-        await store.aput(namespace, key, after)
-        result = f"{action}d memory {key}"
-    await record_change(
-        store,
-        namespace[1],
-        namespace,
-        key,
-        action,
-        before.value if before else None,
-        after,
-        _provenance(runtime),
-    )
-    return result
+        await store.adelete(namespace, str(memory_id))
+        before_value = before.value if before else None
+        await record_change(store, namespace[1], namespace, str(memory_id), "delete", before_value, None, provenance)
+        return f"Deleted memory {memory_id}"
+    text = write_guard.third_person(content or "")
+    value = memory_record(text, stated_at=_stated_at(runtime).isoformat())
+    target = str(memory_id) if memory_id else None
+    written = await write_guard.guarded_write(store, namespace[1], namespace, value, provenance, key=target)
+    return _answer(written, action, text)
+
+
+def _answer(written: write_guard.Written, action: str, text: str) -> str:
+    """The tool's answer: langmem's on a write, else what the guard decided and what to do next."""
+    match written.outcome:
+        case "created" | "updated":
+            return f"{action}d memory {written.key}"
+        case "merged":
+            return f"updated memory {written.key} (it said part of this: {written.existing!r}; it now says it all)"
+        case "unchanged":
+            return f"Memory {written.key} already says this; nothing was changed."
+        case "duplicate":
+            return (
+                f"Memory {written.key} already says this ({written.existing!r}); nothing was saved. "
+                "Do not save it again."
+            )
+        case "unrelated":
+            raise ToolException(
+                f"Memory {written.key} says {written.existing!r}, which is unrelated to {text!r}, so it was not "
+                "changed. To remember this as well, call manage_memory with action 'create'. To correct memory "
+                f"{written.key}, send its full corrected text."
+            )
 
 
 @tool("search_memory", description=_SEARCH_DESCRIPTION)

@@ -111,21 +111,26 @@ _IMPORTANCE = Field(
 )
 
 
+# No example values in these descriptions: small models copy them as facts (a user who never
+# mentioned French got "User prefers answers in French.", everyone got a timezone example).
 class Memory(BaseModel):
     """A fact about the user or the conversation worth remembering across conversations."""
 
     content: str = Field(
-        description="The memory as a short, self-contained statement, e.g. 'User prefers answers in French.'"
+        description="The fact as one short, self-contained statement about the user, in the third person, "
+        "in the user's own terms; never a guess."
     )
     importance: float = _IMPORTANCE
 
 
 class Triple(BaseModel):
-    """A fact as subject / predicate / object, e.g. ('User', 'lives in', 'Berlin')."""
+    """A fact as subject / predicate / object, taken from what the user said."""
 
-    subject: str = Field(description="Who or what the fact is about, e.g. 'User' or 'User's sister'.")
-    predicate: str = Field(description="The relation, e.g. 'lives in', 'prefers'.")
-    object: str = Field(description="The value, e.g. 'Berlin'.")
+    subject: str = Field(
+        description="Who or what the fact is about: the word User for the user, else the person or thing."
+    )
+    predicate: str = Field(description="The relation between subject and object, as a short verb phrase.")
+    object: str = Field(description="The value the fact gives the subject, in the user's words.")
     context: str | None = Field(default=None, description="When or under which conditions it holds.")
     importance: float = _IMPORTANCE
 
@@ -145,11 +150,15 @@ class Episode(BaseModel):
 
 
 class UserProfile(BaseModel):
-    """What is known about the user. Leave a field empty when it is unknown."""
+    """What the user said about themselves. Leave a field empty unless the user stated it."""
 
-    name: str | None = Field(default=None, description="The user's full name.")
-    preferred_name: str | None = Field(default=None, description="What the user likes to be called.")
-    language: str | None = Field(default=None, description="The language the user prefers.")
-    timezone: str | None = Field(default=None, description="The user's timezone, e.g. 'Europe/Paris'.")
-    response_style: str | None = Field(default=None, description="How the user likes answers: length, tone, format.")
-    interests: list[str] = Field(default_factory=list, description="Topics the user cares about.")
+    name: str | None = Field(default=None, description="The user's name, as they introduced themselves.")
+    preferred_name: str | None = Field(default=None, description="The name the user asked to be called.")
+    language: str | None = Field(default=None, description="The language the user asked to be answered in.")
+    timezone: str | None = Field(default=None, description="The user's timezone as an IANA name, if they gave one.")
+    response_style: str | None = Field(
+        default=None, description="How the user asked answers to be written, in their words."
+    )
+    interests: list[str] = Field(
+        default_factory=list, description="Topics the user said they enjoy or care about (not their job or diet)."
+    )

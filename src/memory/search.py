@@ -191,18 +191,35 @@ async def search_memories(
     weights = weights or RankingWeights()
     if limit <= 0 or not query.strip():
         return []
-    pool = max(weights.candidates, limit + offset)
+    found = await find_candidates(store, namespace, query, max(weights.candidates, limit + offset), weights)
+    ranked = rank(found, weights, now or datetime.now(UTC))
+    return ranked[offset : offset + limit]
+
+
+async def find_candidates(
+    store: BaseStore, namespace: tuple[str, ...], query: str, pool: int, weights: RankingWeights | None = None
+) -> Candidates:
+    """Each ranking's top ``pool`` memories for ``query``, with their raw cosine similarity and BM25 score."""
+    weights = weights or RankingWeights()
     backend = _backend(store)
     if isinstance(backend, InMemoryStore):
         vector = await _query_vector(backend, query)
         index = memory_index.index_of(backend)
-        found = await asyncio.to_thread(index.candidates, namespace, vector, lexical.terms(query), pool, weights.bm25)
-    elif isinstance(backend, AsyncPostgresStore):
+        return await asyncio.to_thread(index.candidates, namespace, vector, lexical.terms(query), pool, weights.bm25)
+    if isinstance(backend, AsyncPostgresStore):
         vector = await _query_vector(backend, query)
-        found = await postgres_search.candidates(
+        return await postgres_search.candidates(
             backend, namespace, query, vector, pool, weights.bm25, with_words=weights.lexical > 0
         )
-    else:
-        found = await _generic_candidates(store, namespace, query, pool, weights.bm25)
-    ranked = rank(found, weights, now or datetime.now(UTC))
-    return ranked[offset : offset + limit]
+    return await _generic_candidates(store, namespace, query, pool, weights.bm25)
+
+
+async def cosine_similarity(store: BaseStore, first: str, second: str) -> float | None:
+    """Cosine similarity of two texts under the store's embeddings (None when the store has none)."""
+    backend = _backend(store)
+    embeddings = getattr(backend, "embeddings", None)
+    if not isinstance(backend, InMemoryStore | AsyncPostgresStore) or embeddings is None or not backend.index_config:
+        return None
+    a, b = await embeddings.aembed_documents([first, second])
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return sum(x * y for x, y in zip(a, b, strict=True)) / norm if norm else 0.0

@@ -10,11 +10,17 @@ and again. Instead the wrapper records the cause in the extraction's ``CallLog``
 with an empty message, which ends the extraction; ``CallLog.raise_failure`` then raises the
 cause where the memory graph can act on it. Retrying 429 and 5xx with backoff is the
 provider client's job (see ``models.load_chat_model``), before the error ever gets here.
+
+Those retries are invisible from here, so the wrapper also counts the HTTP requests each call
+sent (``models.counting_requests``): a call the client retried counts as one model call and
+as every request it sent. The budget bounds model calls, not requests: a limit on requests
+would stop a call halfway through its client's retries, and each call's requests are already
+bounded by the client's ``max_retries``.
 """
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
@@ -24,6 +30,10 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig, RunnableLambda
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
+
+from memory_graph.models import counting_requests
+
+T = TypeVar("T")
 
 
 class ExtractionError(RuntimeError):
@@ -44,9 +54,15 @@ class UnusableOutput(ExtractionError):
 
 @dataclass
 class Usage:
-    """Model calls and tokens spent; tokens as the provider reported them (estimated if it did not)."""
+    """Model calls, requests and tokens spent; tokens as the provider reported them (estimated if it did not).
+
+    ``requests`` counts the HTTP requests sent to the provider, its client's retries included;
+    where the client's requests cannot be seen (providers that are not OpenAI-compatible), a
+    call that reached the model counts as one.
+    """
 
     model_calls: int = 0
+    requests: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -54,6 +70,7 @@ class Usage:
         """The usage as stored in the run's state and output."""
         return {
             "model_calls": self.model_calls,
+            "requests": self.requests,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
         }
@@ -157,7 +174,7 @@ class MeteredChatModel(BaseChatModel):
             if not self._admitted():
                 raise BudgetExceeded(f"The memory run reached its budget ({self.log.over_budget}).")
             try:
-                answer = await structured.ainvoke(prompt, config)
+                answer = await self._requesting(structured.ainvoke(prompt, config))
             except Exception as error:
                 raise ModelCallFailed(f"The model call failed: {type(error).__name__}: {error}") from error
             answer = cast(dict[str, Any], answer)
@@ -182,6 +199,17 @@ class MeteredChatModel(BaseChatModel):
         self.budget.used.model_calls += 1
         return True
 
+    async def _requesting(self, call: Awaitable[T]) -> T:
+        """Await one admitted model call, counting the requests it sent, whether it succeeded or not.
+
+        A client whose requests are not seen (see ``models.counting_requests``) counts as one.
+        """
+        with counting_requests() as sent:
+            try:
+                return await call
+            finally:
+                self.budget.used.requests += sent.sent or 1
+
     def _count(self, messages: Sequence[BaseMessage], answer: AIMessage | None) -> None:
         used = self.budget.used
         usage = answer.usage_metadata if answer is not None else None
@@ -201,7 +229,7 @@ class MeteredChatModel(BaseChatModel):
         if not self._admitted():
             return self._stop()
         try:
-            answer = await (self.bound or self.base).ainvoke(messages, stop=stop, **kwargs)
+            answer = await self._requesting((self.bound or self.base).ainvoke(messages, stop=stop, **kwargs))
         except Exception as error:
             # Not something the model can fix: stop here rather than let trustcall ask it to.
             self.log.provider_error = error

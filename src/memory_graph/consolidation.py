@@ -4,10 +4,13 @@ We call langmem's ``create_memory_manager`` (extraction only) and do the store r
 writes here, rather than using its store manager, because that one reads only its own
 record shape (it raises ``KeyError: 'kind'`` on the hot-path tool's records), cannot show
 the extractor just the memories related to the new messages, and keeps no history.
+
+``extract`` asks the model and returns the changes unwritten; ``Extraction.write`` writes them
+once every memory type of the batch has been extracted, so a batch is written all or nothing.
 """
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -17,11 +20,13 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphRecursionError
 from langgraph.store.base import BaseStore
 from langmem import create_memory_manager
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from memory.history import Action, Provenance, record_change
 from memory.records import STATED_AT_FIELD
+from memory.write_guard import guarded_write
 from memory_graph.budget import CallLog, MeteredChatModel, RunBudget, UnusableOutput
+from memory_graph.evidence import Evidence
 
 # A stored value -> (schema name, current content) as the extractor is shown it.
 FromRecord = Callable[[dict[str, Any]], tuple[str, Any]]
@@ -45,7 +50,14 @@ class MemoryCollection:
     """Whether the extractor may delete contradicted records (collections only)."""
     shared_document: bool = False
     """A document that other schemas also write (the profile): stored fields the extractor did
-    not produce are kept, so one assistant's schema never erases another's fields."""
+    not produce are kept, so one assistant's schema never erases another's fields. Its changes
+    must be supported by the user's words (see ``evidence``)."""
+
+
+class NothingToSave(BaseModel):
+    """Call this when the new messages hold nothing worth remembering: only questions, small talk, or what is saved."""
+
+    reason: str = Field(description="Why there is nothing to save, in a few words.")
 
 
 def extractor_config(attempts: int) -> RunnableConfig:
@@ -63,7 +75,76 @@ def _comparable(content: Any) -> Any:
     return content.model_dump() if isinstance(content, BaseModel) else content
 
 
-async def consolidate(
+@dataclass
+class Writes:
+    """What the writes of a memory run did, for its report."""
+
+    created: int = 0
+    updated: int = 0
+    merged: int = 0
+    deleted: int = 0
+    duplicates_skipped: int = 0
+    unrelated_kept_apart: int = 0
+    unsupported_profile_values: int = 0
+
+    def add(self, other: "Writes") -> None:
+        """Add another batch's counts to these."""
+        for name, value in vars(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
+
+@dataclass
+class Extraction:
+    """One memory type's changes from one batch, not yet written: a batch is written all or nothing."""
+
+    collection: MemoryCollection
+    changes: list["Change"]
+    user_id: str
+    provenance: Provenance
+    stated_at: datetime | None
+    unsupported: list[str] = field(default_factory=list)
+
+    async def write(self, store: BaseStore) -> Writes:
+        """Write the changes; records of a collection pass the write guard (see ``memory.write_guard``)."""
+        collection, namespace = self.collection, self.collection.namespace
+        writes = Writes(unsupported_profile_values=len(self.unsupported))
+        for target, before, value in self.changes:
+            if value is None:
+                await store.adelete(namespace, target)
+                await record_change(store, self.user_id, namespace, target, "delete", before, None, self.provenance)
+                writes.deleted += 1
+                continue
+            if collection.document_key is not None:
+                await store.aput(namespace, target, value, index=False)
+                action: Action = "create" if before is None else "update"
+                await record_change(store, self.user_id, namespace, target, action, before, value, self.provenance)
+                writes.created += before is None
+                writes.updated += before is not None
+                continue
+            if self.stated_at is not None:
+                value = {**value, STATED_AT_FIELD: self.stated_at.isoformat()}
+            await self._write_record(store, writes, target if before is not None else None, value)
+        return writes
+
+    async def _write_record(self, store: BaseStore, writes: Writes, key: str | None, value: dict[str, Any]) -> None:
+        namespace = self.collection.namespace
+        written = await guarded_write(store, self.user_id, namespace, value, self.provenance, key=key)
+        if written.outcome == "unrelated":
+            # The model updated the wrong memory: keep that one, and the new text as a memory of its own.
+            writes.unrelated_kept_apart += 1
+            written = await guarded_write(store, self.user_id, namespace, value, self.provenance)
+        match written.outcome:
+            case "created":
+                writes.created += 1
+            case "updated":
+                writes.updated += 1
+            case "merged":
+                writes.merged += 1
+            case "duplicate" | "unchanged":
+                writes.duplicates_skipped += 1
+
+
+async def extract(
     store: BaseStore,
     collection: MemoryCollection,
     model: BaseChatModel,
@@ -75,15 +156,17 @@ async def consolidate(
     provenance: Provenance,
     budget: RunBudget,
     attempts: int,
+    evidence: Evidence,
     stated_at: datetime | None = None,
-) -> None:
-    """Insert new records, update changed ones, delete contradicted ones; log each change.
+) -> Extraction:
+    """What the model asks to insert, update and delete for one memory type; nothing is written yet.
 
-    Records written (not documents) keep ``stated_at``: when the messages they came from were said.
+    Records (not documents) will keep ``stated_at``: when the messages they came from were said.
+    A document's changes the user's words in ``evidence`` do not support are dropped (see ``evidence``).
 
     The extraction makes at most the calls ``budget`` still allows and gets ``attempts`` to
-    produce valid memories. It raises an ``ExtractionError`` (and writes nothing) if the
-    provider failed, the budget ran out, or none of the model's answers could be used.
+    produce valid memories. It raises an ``ExtractionError`` if the provider failed, the budget
+    ran out, or none of the model's answers could be used.
     """
     namespace, key = collection.namespace, collection.document_key
     if key is not None:
@@ -98,11 +181,13 @@ async def consolidate(
         shown = {k: (kind, content) for k, (kind, content) in shown.items() if content}
     log = CallLog()
     metered = MeteredChatModel(base=model, budget=budget, log=log)
+    inserts = key is None or not shown
     manager = create_memory_manager(
         metered,
-        schemas=list(collection.schemas),
+        # An extractor forced to call a tool must be able to say that there is nothing to save.
+        schemas=[*collection.schemas, NothingToSave] if inserts else list(collection.schemas),
         instructions=collection.instructions,
-        enable_inserts=key is None or not shown,
+        enable_inserts=inserts,
         enable_updates=True,
         enable_deletes=key is None and collection.deletes,
     )
@@ -115,18 +200,15 @@ async def consolidate(
             f"The model did not produce valid memories within {attempts} attempts: "
             f"{'; '.join(log.unusable[-3:]) or 'it kept answering with patches that could not be applied'}."
         ) from error
+    said_nothing_new = any(isinstance(memory.content, NothingToSave) for memory in extracted)
     changes = _changes(collection, existing, shown, extracted)
-    log.raise_failure(nothing_extracted=not changes)
-    for target, before, value in changes:
-        if value is None:
-            await store.adelete(namespace, target)
-            await record_change(store, user_id, namespace, target, "delete", before, None, provenance)
-            continue
-        if key is None and stated_at is not None:
-            value = {**value, STATED_AT_FIELD: stated_at.isoformat()}
-        await store.aput(namespace, target, value, index=False if key is not None else None)
-        action: Action = "create" if before is None else "update"
-        await record_change(store, user_id, namespace, target, action, before, value, provenance)
+    log.raise_failure(nothing_extracted=not changes and not said_nothing_new)
+    if collection.shared_document:
+        changes = [
+            (target, before, evidence.filter_document(before or {}, value or {})) for target, before, value in changes
+        ]
+        changes = [change for change in changes if change[2] != (change[1] or {})]
+    return Extraction(collection, changes, user_id, provenance, stated_at, evidence.dropped)
 
 
 # (key, value before, value after); after is None for a deletion.
@@ -150,7 +232,7 @@ def _changes(
                 changes.append((target, before, None))
             continue
         # langmem hands back the records it left alone as they were shown, e.g. plain dicts.
-        if not isinstance(memory.content, BaseModel):
+        if not isinstance(memory.content, BaseModel) or isinstance(memory.content, NothingToSave):
             continue
         if target in shown and _comparable(memory.content) == _comparable(shown[target][1]):
             continue

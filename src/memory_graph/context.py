@@ -49,7 +49,8 @@ class MemoryContext(BaseModel):
         default=20,
         ge=1,
         le=200,
-        description="New messages sent to the model at most in one extraction call; "
+        description="New messages sent to the model at most in one extraction call, counting only those "
+        "it is shown (user messages and the assistant's text, not its tool calls and their results); "
         "a longer backlog is processed in several batches.",
     )
     related_memories: int = Field(
@@ -64,7 +65,8 @@ class MemoryContext(BaseModel):
         ge=1,
         le=10_000,
         description="Model calls one memory run may make at most; over it, the run stops the batch "
-        "it is on and leaves it for a later run.",
+        "it is on and leaves it for a later run. A call the model client retries counts once here "
+        "(it sends at most 1 + `model_max_retries` requests; the run's report counts them as `requests`).",
     )
     max_prompt_tokens: int = Field(
         default=2_000_000,
@@ -84,14 +86,17 @@ class MemoryContext(BaseModel):
         default=60,
         gt=0,
         le=600,
-        description="Seconds one request to the extraction model may take before it is retried.",
+        description="Seconds the extraction model may take to answer one request (the client's read "
+        "timeout: an answer that is not streamed arrives all at once) before the request is abandoned "
+        "and retried. A slow local server (llama.cpp, Ollama) needs more: 300, say.",
     )
     model_max_retries: int = Field(
         default=3,
         ge=0,
         le=10,
         description="Retries of a request the provider refused with 429 or 5xx, or that timed out, "
-        "by the model client (exponential backoff with jitter; honours Retry-After).",
+        "by the model client (exponential backoff with jitter; honours Retry-After). Against a slow "
+        "local server a retry redoes all the work of the request it replaces: 1, say.",
     )
     batch_attempts: int = Field(
         default=3,

@@ -17,11 +17,20 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AnyMessage, SystemMessage, convert_to_messages, get_buffer_string
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    HumanMessage,
+    SystemMessage,
+    convert_to_messages,
+    get_buffer_string,
+)
 from langgraph.config import get_config
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -29,15 +38,16 @@ from langgraph.store.base import BaseStore
 from langgraph_sdk import get_client
 from langmem import create_prompt_optimizer
 
-from memory.history import Provenance, Source, record_change
+from memory.history import Action, Provenance, Source, record_change
 from memory.identity import resolve_user_id
 from memory.locks import user_lock
-from memory.records import instructions_namespace, message_time
+from memory.records import instructions_namespace, message_time, parse_time
 from memory_graph import failures, kinds, prompts
 from memory_graph.budget import BudgetExceeded, CallLog, ExtractionError, MeteredChatModel, RunBudget, Usage
-from memory_graph.consolidation import MemoryCollection, consolidate
+from memory_graph.consolidation import Extraction, MemoryCollection, Writes, extract
 from memory_graph.context import MemoryContext
 from memory_graph.cursor import load_processed_count, save_processed_count
+from memory_graph.evidence import Evidence
 from memory_graph.models import load_chat_model
 from memory_graph.state import MemoryInput, MemoryState
 
@@ -46,7 +56,16 @@ logger = logging.getLogger(__name__)
 # Longest text used as the query that finds memories related to a batch.
 _RELATED_QUERY_CHARS = 2000
 
-Job = Callable[[RunBudget], Awaitable[None]]
+
+class Pending(Protocol):
+    """One memory type's changes from a batch, written once every type's extraction succeeded."""
+
+    async def write(self, store: BaseStore) -> Writes:
+        """Write the changes; say what was written."""
+        ...
+
+
+Job = Callable[[RunBudget], Awaitable[Pending | None]]
 
 
 def _messages(raw: Any) -> list[AnyMessage]:
@@ -95,6 +114,7 @@ async def begin_run(state: MemoryState) -> dict[str, Any]:
     return {
         "run_started_at": time.time(),
         "usage": Usage().as_dict(),
+        "writes": asdict(Writes()),
         "batches_done": 0,
         "batches_set_aside": 0,
         "stop_reason": None,
@@ -131,10 +151,12 @@ async def _replay_batch(
             gone = "Its messages are no longer in the conversation, so it cannot be retried."
             await failures.record(store, user_id, key, value, gone, max_attempts=1, first_delay=0, give_up=True)
             continue
-        context_start = max(0, start - context.overlap_messages)
+        if not _anything_shown(conversation[start:end]):
+            await failures.clear(store, user_id, key)  # only tool traffic: nothing to extract
+            continue
+        context_start = _back_by_shown(conversation, start, context.overlap_messages)
         return {
-            "batch": conversation[context_start:end],
-            "seen_in_batch": start - context_start,
+            **_window(conversation, context_start, start, end),
             "batch_end": end,
             "last_message_id": conversation[end - 1].id,
             "batch_info": _batch_info(state, conversation, start, end),
@@ -146,13 +168,94 @@ async def _replay_batch(
     return None
 
 
+def _shown(message: AnyMessage) -> bool:
+    """Whether the extractor is shown the message: user messages and the assistant's text.
+
+    The agent's tool calls and their results are left out: they are its own memory operations
+    (``manage_memory``, ``search_memory``), whose facts came from the user's messages, which
+    the extractor reads anyway. A runaway chat turn can leave a hundred of them; shown, they
+    filled batch after batch with nothing new.
+    """
+    if message.type in ("tool", "function"):
+        return False
+    return message.type != "ai" or bool(message.text.strip())
+
+
+def _anything_shown(messages: Sequence[AnyMessage]) -> bool:
+    return any(_shown(message) for message in messages)
+
+
+def _as_shown(message: AnyMessage) -> AnyMessage:
+    """The message as the extractor reads it: an answer's text without the tool calls it also made."""
+    if not isinstance(message, AIMessage) or not (message.tool_calls or message.invalid_tool_calls):
+        return message
+    extra = {k: v for k, v in message.additional_kwargs.items() if k not in ("tool_calls", "function_call")}
+    update = {"content": message.text, "tool_calls": [], "invalid_tool_calls": [], "additional_kwargs": extra}
+    return message.model_copy(update=update)
+
+
+def _back_by_shown(conversation: Sequence[AnyMessage], position: int, count: int) -> int:
+    """Where a window starts that shows ``count`` messages before ``position`` (or all there are)."""
+    start = position
+    while start > 0 and count > 0:
+        start -= 1
+        if _shown(conversation[start]):
+            count -= 1
+    return start
+
+
+def _batch_end(conversation: Sequence[AnyMessage], start: int, count: int) -> int:
+    """Where a batch from ``start`` ends: before its ``count + 1``-th shown message, else at the end.
+
+    So ``max_messages_per_batch`` counts only what the extractor is shown, and tool traffic
+    goes with the shown messages before it.
+    """
+    shown = 0
+    for position in range(start, len(conversation)):
+        if _shown(conversation[position]):
+            if shown == count:
+                return position
+            shown += 1
+    return len(conversation)
+
+
+def _said_at(conversation: Sequence[AnyMessage], start: int, end: int) -> str | None:
+    """When the facts of ``conversation[start:end]`` were said, as far as the messages' times tell.
+
+    The latest time of its user messages. The agent stamps only those, so for a batch without
+    one (the assistant's replies only), the latest time of any message up to ``end``: the user's
+    words the replies answer. None if no message carries a time.
+    """
+    said = [moment for m in conversation[start:end] if m.type == "human" and (moment := message_time(m))]
+    said = said or [moment for m in conversation[:end] if (moment := message_time(m))]
+    return max(said).isoformat() if said else None
+
+
+def _window(conversation: Sequence[AnyMessage], context_start: int, start: int, end: int) -> dict[str, Any]:
+    """The batch state of ``conversation[start:end]`` after the context from ``context_start``, as shown."""
+    seen = [_as_shown(message) for message in conversation[context_start:start] if _shown(message)]
+    new = [_as_shown(message) for message in conversation[start:end] if _shown(message)]
+    return {"batch": [*seen, *new], "seen_in_batch": len(seen), "stated_at": _said_at(conversation, start, end)}
+
+
+async def _pass_over(
+    state: MemoryState, runtime: Runtime[MemoryContext], conversation: list[AnyMessage], start: int, end: int
+) -> None:
+    """Mark messages the extractor would not be shown as processed, without a model call."""
+    store, user_id, thread = _store(runtime), _user_id(runtime), _thread_key(state)
+    await failures.clear(store, user_id, failures.failure_key(thread, _first_message(conversation, start)))
+    await save_processed_count(store, user_id, thread, end, conversation[end - 1].id)
+
+
 async def load_batch(state: MemoryState, runtime: Runtime[MemoryContext]) -> dict[str, Any]:
     """Select the next batch: a set-aside one its owner asked to retry, else the next unprocessed messages.
 
-    New messages come with a little already-seen context before them. With nothing new but
-    feedback given, the latest messages are re-read for the feedback only. A batch that failed
-    before waits until its ``retry_at``; the run then ends (and, on a server, schedules itself
-    for that time).
+    A batch holds at most ``max_messages_per_batch`` messages the extractor is shown (see
+    ``_shown``), after a little already-seen context. New messages of which none is shown (only
+    the agent's tool traffic) count as processed at once, with no model call. With nothing new
+    but feedback given, the latest messages are re-read for the feedback only. A batch that
+    failed before waits until its ``retry_at``; the run then ends (and, on a server, schedules
+    itself for that time).
     """
     context, store, user_id = _context(runtime), _store(runtime), _user_id(runtime)
     conversation = await _load_conversation(state)
@@ -160,12 +263,16 @@ async def load_batch(state: MemoryState, runtime: Runtime[MemoryContext]) -> dic
     if replay is not None:
         return replay
     processed = await load_processed_count(store, user_id, _thread_key(state), conversation)
-    batch_end = min(len(conversation), processed + context.max_messages_per_batch)
-    feedback_only = batch_end <= processed and bool(state.get("feedback")) and bool(conversation)
-    start = max(0, processed - (context.max_messages_per_batch if feedback_only else context.overlap_messages))
+    batch_end = _batch_end(conversation, processed, context.max_messages_per_batch)
+    if batch_end > processed and not _anything_shown(conversation[processed:batch_end]):
+        await _pass_over(state, runtime, conversation, processed, batch_end)
+        processed = batch_end
+    feedback_only = batch_end <= processed and bool(state.get("feedback")) and _anything_shown(conversation)
+    start = _back_by_shown(
+        conversation, processed, context.max_messages_per_batch if feedback_only else context.overlap_messages
+    )
     update: dict[str, Any] = {
-        "batch": conversation[start:batch_end],
-        "seen_in_batch": 0 if feedback_only else processed - start,
+        **_window(conversation, start, start if feedback_only else processed, batch_end),
         "batch_end": batch_end,
         "last_message_id": conversation[batch_end - 1].id if batch_end else None,
         "batch_info": None,
@@ -197,7 +304,7 @@ def _dated(message: AnyMessage) -> AnyMessage:
 
 
 def transcript(state: MemoryState) -> list[AnyMessage]:
-    """The batch as shown to the extractor, dated, with the already-processed part marked."""
+    """The batch as shown to the extractor (no tool traffic, see ``_shown``), dated, the processed part marked."""
     seen = state["seen_in_batch"]
     batch = [_dated(message) for message in state["batch"]]
     if not seen:
@@ -205,10 +312,9 @@ def transcript(state: MemoryState) -> list[AnyMessage]:
     return [*batch[:seen], SystemMessage(prompts.NEW_MESSAGES_MARKER), *batch[seen:]]
 
 
-def _stated_at(messages: Sequence[AnyMessage]) -> datetime:
-    """When the new messages were said: the latest time they carry, else now."""
-    times = [moment for message in messages if (moment := message_time(message)) is not None]
-    return max(times) if times else datetime.now(UTC)
+def _stated_at(state: MemoryState) -> datetime:
+    """When the batch's new facts were said, from the messages' times (see ``_said_at``), else now."""
+    return parse_time(state.get("stated_at")) or datetime.now(UTC)
 
 
 def route_batch(state: MemoryState) -> Literal["extract_batch", "finish_run"]:
@@ -216,28 +322,37 @@ def route_batch(state: MemoryState) -> Literal["extract_batch", "finish_run"]:
     return "finish_run" if state["done"] else "extract_batch"
 
 
-async def _consolidate(
+def _scope(namespace: tuple[str, ...]) -> str:
+    """The lock scope of a memory type: its namespace without the user."""
+    return ":".join(part for index, part in enumerate(namespace) if index != 1)
+
+
+def _user_words(messages: Sequence[AnyMessage]) -> str:
+    """What the user said in ``messages``: the only evidence a profile value may rest on."""
+    return "\n".join(message.text for message in messages if isinstance(message, HumanMessage))
+
+
+async def _extract(
     state: MemoryState, runtime: Runtime[MemoryContext], collection: MemoryCollection, budget: RunBudget
-) -> None:
-    """Consolidate one memory type, one run at a time per user and type (see ``locks``)."""
+) -> Extraction:
+    """Extract one memory type's changes from the batch (written later, with the others')."""
     context = _context(runtime)
     store, user_id = _store(runtime), _user_id(runtime)
     new_messages = state["batch"][state["seen_in_batch"] :]
-    scope = ":".join(part for index, part in enumerate(collection.namespace) if index != 1)
-    async with user_lock(store, user_id, scope):
-        await consolidate(
-            store,
-            collection,
-            _model(context),
-            transcript(state),
-            query=get_buffer_string(new_messages)[-_RELATED_QUERY_CHARS:],
-            related_limit=context.related_memories,
-            user_id=user_id,
-            provenance=Provenance("background", _thread_key(state), [m.id for m in new_messages]),
-            budget=budget,
-            attempts=context.extraction_attempts,
-            stated_at=_stated_at(new_messages),
-        )
+    return await extract(
+        store,
+        collection,
+        _model(context),
+        transcript(state),
+        query=get_buffer_string(new_messages)[-_RELATED_QUERY_CHARS:],
+        related_limit=context.related_memories,
+        user_id=user_id,
+        provenance=Provenance("background", _thread_key(state), [m.id for m in new_messages]),
+        budget=budget,
+        attempts=context.extraction_attempts,
+        evidence=Evidence(_user_words(new_messages)),
+        stated_at=_stated_at(state),
+    )
 
 
 def _feedback_text(state: MemoryState) -> str:
@@ -246,44 +361,66 @@ def _feedback_text(state: MemoryState) -> str:
     return "; ".join(part for part in parts if part)
 
 
-async def refine_instructions(state: MemoryState, runtime: Runtime[MemoryContext], budget: RunBudget) -> None:
+@dataclass
+class InstructionsUpdate:
+    """Procedural memory's change from one batch, written with the batch's other changes."""
+
+    user_id: str
+    key: str
+    before: dict[str, Any] | None
+    value: dict[str, Any]
+    provenance: Provenance
+
+    async def write(self, store: BaseStore) -> Writes:
+        """Store the refined instructions and log the change."""
+        namespace = instructions_namespace(self.user_id)
+        await store.aput(namespace, self.key, self.value, index=False)
+        action: Action = "update" if self.before else "create"
+        await record_change(store, self.user_id, namespace, self.key, action, self.before, self.value, self.provenance)
+        return Writes(created=self.before is None, updated=self.before is not None)
+
+
+async def refine_instructions(
+    state: MemoryState, runtime: Runtime[MemoryContext], budget: RunBudget
+) -> InstructionsUpdate | None:
     """Procedural memory: refine the agent's instructions from feedback with langmem's optimizer."""
     context = _context(runtime)
     settings = context.memory.procedural
     store, user_id = _store(runtime), _user_id(runtime)
-    async with user_lock(store, user_id, "instructions"):
-        namespace = instructions_namespace(user_id)
-        key = settings.instructions_key(context.agent_assistant_id)
-        current = await store.aget(namespace, key)
-        prompt = current.value["prompt"] if current else context.base_prompt
-        if not prompt:
-            raise ValueError(
-                "Procedural memory needs the agent's system prompt to refine: pass it as context `base_prompt`."
-            )
-        model = MeteredChatModel(base=_model(context), budget=budget, log=CallLog())
-        optimizer = create_prompt_optimizer(model, kind="prompt_memory")
-        new_prompt = await optimizer.ainvoke(
-            {
-                "trajectories": [(transcript(state), _feedback_text(state))],
-                "prompt": {"name": "instructions", "prompt": prompt, "update_instructions": settings.instructions},
-            }
+    key = settings.instructions_key(context.agent_assistant_id)
+    current = await store.aget(instructions_namespace(user_id), key)
+    prompt = current.value["prompt"] if current else context.base_prompt
+    if not prompt:
+        raise ValueError(
+            "Procedural memory needs the agent's system prompt to refine: pass it as context `base_prompt`."
         )
-        if not new_prompt.strip() or new_prompt == prompt:
-            return
-        base_prompt = current.value.get("base_prompt") if current else context.base_prompt
-        value = {"prompt": new_prompt, "base_prompt": base_prompt}
-        await store.aput(namespace, key, value, index=False)
-        source: Source = "feedback" if state.get("feedback") else "background"
-        message_ids = [m.id for m in state["batch"][state["seen_in_batch"] :]]
-        provenance = Provenance(source, _thread_key(state), message_ids)
-        before = current.value if current else None
-        await record_change(
-            store, user_id, namespace, key, "update" if current else "create", before, value, provenance
-        )
+    model = MeteredChatModel(base=_model(context), budget=budget, log=CallLog())
+    optimizer = create_prompt_optimizer(model, kind="prompt_memory")
+    new_prompt = await optimizer.ainvoke(
+        {
+            "trajectories": [(transcript(state), _feedback_text(state))],
+            "prompt": {"name": "instructions", "prompt": prompt, "update_instructions": settings.instructions},
+        }
+    )
+    if not new_prompt.strip() or new_prompt == prompt:
+        return None
+    base_prompt = current.value.get("base_prompt") if current else context.base_prompt
+    source: Source = "feedback" if state.get("feedback") else "background"
+    message_ids = [m.id for m in state["batch"][state["seen_in_batch"] :]]
+    return InstructionsUpdate(
+        user_id,
+        key,
+        current.value if current else None,
+        {"prompt": new_prompt, "base_prompt": base_prompt},
+        Provenance(source, _thread_key(state), message_ids),
+    )
 
 
-def _jobs(state: MemoryState, runtime: Runtime[MemoryContext]) -> list[tuple[str, Job]]:
-    """What the batch asks for: every memory type the assistant keeps (only procedural for feedback)."""
+def _jobs(state: MemoryState, runtime: Runtime[MemoryContext]) -> list[tuple[str, str, Job]]:
+    """What the batch asks for, as (name, lock scope, job): every memory type the assistant keeps.
+
+    For feedback alone, only procedural memory.
+    """
     memory, user_id = _context(runtime).memory, _user_id(runtime)
     collections: list[tuple[str, MemoryCollection]] = []
     if not state["feedback_only"]:
@@ -295,33 +432,49 @@ def _jobs(state: MemoryState, runtime: Runtime[MemoryContext]) -> list[tuple[str
             collections.append(("episodic", kinds.episodic(user_id, memory.episodic)))
         collections += [(f"custom:{t.name}", kinds.custom(user_id, t)) for t in memory.custom_types]
 
-    def consolidating(collection: MemoryCollection) -> Job:
-        return lambda budget: _consolidate(state, runtime, collection, budget)
+    def extracting(collection: MemoryCollection) -> Job:
+        return lambda budget: _extract(state, runtime, collection, budget)
 
-    jobs = [(name, consolidating(collection)) for name, collection in collections]
+    jobs = [(name, _scope(collection.namespace), extracting(collection)) for name, collection in collections]
     if memory.procedural.enabled:
-        jobs.append(("procedural", lambda budget: refine_instructions(state, runtime, budget)))
+        jobs.append(("procedural", "instructions", lambda budget: refine_instructions(state, runtime, budget)))
     return jobs
 
 
 async def extract_batch(state: MemoryState, runtime: Runtime[MemoryContext]) -> dict[str, Any]:
-    """Update every memory type from the batch, concurrently, within what is left of the run's budget.
+    """Update every memory type from the batch, all or nothing, within what is left of the run's budget.
 
-    A memory type that fails for a reason of the model's (``ExtractionError``) does not stop
-    the others; the batch then counts as failed. Any other error fails the run as it is.
+    The types are extracted concurrently, each under its per-user lock (see ``locks``; all taken
+    at once, in one order, so two runs never wait for each other in a circle). Their changes are
+    written only if every type succeeded: a batch that fails writes nothing, deletions included,
+    and is retried whole. A failure for a reason of the model's (``ExtractionError``) does not
+    stop the other types' extraction; any other error fails the run as it is.
     """
-    context = _context(runtime)
+    context, store, user_id = _context(runtime), _store(runtime), _user_id(runtime)
     budget = RunBudget(context.max_model_calls, context.max_prompt_tokens, Usage.from_dict(state.get("usage")))
     jobs = _jobs(state, runtime)
-    results = await asyncio.gather(*(job(budget) for _, job in jobs), return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException) and not isinstance(result, ExtractionError):
-            raise result
-    errors = [(name, result) for (name, _), result in zip(jobs, results, strict=True) if result is not None]
+    writes = Writes(**(state.get("writes") or {}))
+    async with AsyncExitStack() as locks:
+        for scope in sorted({scope for _, scope, _ in jobs}):
+            await locks.enter_async_context(user_lock(store, user_id, scope))
+        results = await asyncio.gather(*(job(budget) for _, _, job in jobs), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, ExtractionError):
+                raise result
+        errors = [
+            (name, result)
+            for (name, _, _), result in zip(jobs, results, strict=True)
+            if isinstance(result, ExtractionError)
+        ]
+        if not errors:
+            for result in results:
+                if result is not None and not isinstance(result, BaseException):
+                    writes.add(await result.write(store))
     for name, error in errors:
-        logger.warning("Memory extraction (%s) failed for user %s: %s", name, _user_id(runtime), error)
+        logger.warning("Memory extraction (%s) failed for user %s: %s", name, user_id, error)
     return {
         "usage": budget.used.as_dict(),
+        "writes": asdict(writes),
         "batch_error": "; ".join(f"{name}: {error}" for name, error in errors) or None,
         "over_budget": any(isinstance(error, BudgetExceeded) for _, error in errors),
     }
@@ -407,20 +560,26 @@ def route_after_batch(state: MemoryState) -> Literal["load_batch", "finish_run"]
 
 
 async def finish_run(state: MemoryState, runtime: Runtime[MemoryContext]) -> dict[str, Any]:
-    """Report what the run did and spent, in its output and in the server log."""
+    """Report what the run did and spent, in its output and in the server log.
+
+    ``requests`` counts every request sent to the provider, retries included; ``model_calls``
+    counts a call its client retried once.
+    """
     report = {
         **Usage.from_dict(state.get("usage")).as_dict(),
         "duration_seconds": round(time.time() - state.get("run_started_at", time.time()), 3),
         "batches_processed": state.get("batches_done", 0),
         "batches_set_aside": state.get("batches_set_aside", 0),
         "stopped": state.get("stop_reason"),
+        "writes": state.get("writes") or asdict(Writes()),
     }
     logger.info(
-        "Memory run for user %s, conversation %s: %d model calls, %d prompt and %d completion tokens, %.1f s, "
-        "%d batches (%d set aside)%s",
+        "Memory run for user %s, conversation %s: %d model calls (%d requests), %d prompt and %d completion tokens, "
+        "%.1f s, %d batches (%d set aside)%s",
         _user_id(runtime),
         _thread_key(state),
         report["model_calls"],
+        report["requests"],
         report["prompt_tokens"],
         report["completion_tokens"],
         report["duration_seconds"],

@@ -23,6 +23,7 @@ from memory.records import (
     memory_text,
     profile_namespace,
 )
+from memory.write_guard import third_person
 from memory_graph.consolidation import MemoryCollection
 from memory_graph.memory_types import CustomType, EpisodicSettings, ProfileSettings, SemanticSettings
 
@@ -51,11 +52,14 @@ def semantic(user_id: str, settings: SemanticSettings) -> MemoryCollection:
         return "Memory", Memory(content=memory_text(value), importance=importance)
 
     def to_record(content: BaseModel) -> dict[str, Any]:
+        # Facts are about the user, whatever person the model wrote them in.
         if isinstance(content, Triple):
+            if content.subject.strip().lower() in {"i", "me"}:
+                content = content.model_copy(update={"subject": "User"})
             triple = content.model_dump(exclude={"importance"})
-            return memory_record(content.text(), triple=triple, importance=content.importance)
+            return memory_record(third_person(content.text()), triple=triple, importance=content.importance)
         memory = Memory.model_validate(content.model_dump())
-        return memory_record(memory.content, importance=memory.importance)
+        return memory_record(third_person(memory.content), importance=memory.importance)
 
     schemas: list[Any] = [Triple, Memory] if settings.format == "triple" else [Memory]
     return MemoryCollection(memory_namespace(user_id), schemas, settings.instructions, to_record, from_record)

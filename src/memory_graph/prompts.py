@@ -3,15 +3,19 @@
 EXTRACTION_INSTRUCTIONS = """You maintain long-term memories about the user for a chat assistant.
 From the new messages, extract facts that will still matter in future conversations:
 preferences, plans, relationships, biographical facts, and explicit requests to remember.
-Each memory is one short, self-contained statement about the user.
-If a new message changes a fact in an existing memory, update that memory.
+Each memory is one short, self-contained statement about the user, in the third person ("User ...").
+Only save what the user said; never guess, and never save the assistant's own suggestions.
+If a new message changes a fact in an existing memory, update that memory with its full new text.
 If a new message contradicts an existing memory, delete it (or update it).
-Never create a memory that duplicates an existing one.
-Ignore small talk and anything only relevant to the current conversation."""
+Never create a memory that an existing one already says.
+Ignore small talk, questions and anything only relevant to the current conversation.
+If the new messages hold nothing worth remembering, call NothingToSave."""
 
 PROFILE_INSTRUCTIONS = """Keep the user's profile up to date from the new messages.
-Fill in or correct fields the user revealed (name, preferred name, language, timezone,
-response style, interests). Keep the values you already have unless the user changed them."""
+Set or correct a field only when the user stated it in the new messages, in their own words;
+leave every other field as it is. Never guess a value and never fill a field from a place, a
+job or a question: a city is not a name, and a language is set only when the user asks for it.
+If the new messages say nothing about the profile, change nothing."""
 
 # Placed between the already-processed context messages and the new ones, so the
 # extractor does not extract the same facts again from the overlap.

@@ -27,9 +27,13 @@ class MemoryState(MemoryInput, total=False):
     """Internal state: only the current batch is kept, never the whole conversation."""
 
     batch: list[AnyMessage]
-    """Already-seen context messages followed by the new messages of this batch."""
+    """Already-seen context messages followed by the new messages of this batch, as the extractor
+    is shown them: without the agent's tool calls and their results."""
     seen_in_batch: int
     """How many leading messages of `batch` were processed before (context only)."""
+    stated_at: str | None
+    """When the batch's new messages were said (ISO 8601), from the times they or earlier messages
+    carry; None when none carries one."""
     batch_end: int
     """Position in the conversation just after the batch."""
     last_message_id: str | None
@@ -51,7 +55,10 @@ class MemoryState(MemoryInput, total=False):
     run_started_at: float
     """When this run started (seconds since the epoch)."""
     usage: dict[str, int]
-    """Model calls, prompt and completion tokens this run spent so far."""
+    """Model calls, requests sent (retries included), prompt and completion tokens this run spent so far."""
+    writes: dict[str, int]
+    """What this run wrote so far: created, updated, merged, deleted, duplicates skipped, updates
+    of unrelated memories kept apart, profile values dropped as unsupported (see ``consolidation.Writes``)."""
     batches_done: int
     """Batches this run processed or set aside."""
     batches_set_aside: int
@@ -59,4 +66,4 @@ class MemoryState(MemoryInput, total=False):
     stop_reason: str | None
     """Why the run stopped before processing everything, if it did."""
     report: dict[str, Any] | None
-    """What the run did and spent: model calls, tokens, duration, batches; set when it ends."""
+    """What the run did and spent: model calls, requests, tokens, duration, batches; set when it ends."""

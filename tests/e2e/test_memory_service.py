@@ -29,12 +29,13 @@ async def test_a_memory_saved_on_the_hot_path_is_recalled_in_another_thread(
     assert values["messages"][2]["content"].startswith("created memory")
 
     stored = await client.store.search_items(("memories", user))
-    assert [item["value"]["content"] for item in stored["items"]] == ["Please remember that I prefer window seats"]
+    # Stored about the user, in the third person, whatever person the model wrote.
+    assert [item["value"]["content"] for item in stored["items"]] == ["Please remember that User prefers window seats"]
 
     thread_b = (await client.threads.create())["thread_id"]
     await chat(client, thread_b, "Which seat should I book? (seat question)", context)
     prompt = agent_prompts(fake_openai, "seat question")[-1]
-    assert "I prefer window seats" in prompt
+    assert "User prefers window seats" in prompt
     assert "data about the user" in prompt
 
 

@@ -55,7 +55,7 @@ async def test_a_restart_in_the_middle_of_a_conversation_loses_nothing_and_the_m
         before = {t: await thread_snapshot(client, t) for t in (thread, other)}
         memories_before = (await client.store.search_items(("memories", user)))["items"]
         assert [m["value"]["content"] for m in memories_before] == [
-            f"Please remember that I prefer aisle seats, {user}"
+            f"Please remember that User prefers aisle seats, {user}"
         ]
         assert extraction_requests(fake_openai, user) == []
 

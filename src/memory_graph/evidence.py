@@ -1,0 +1,87 @@
+"""A profile value is kept only when the user's own words in the new messages support it.
+
+A small real model filled the profile with guesses and copies: ``language: Portuguese`` (never
+said), ``response_style: "length"`` (a word of the field's description), ``interests: ["martial
+law"]``, and ``preferred_name: "Porto"`` (the city she had moved to). Extractors are asked to
+set only what the user stated, but nothing made them; this does, whatever the model answers:
+
+* a changed text value (or a new list element) must share a word with what the user said in
+  the new messages (the stemmed content words recall's BM25 uses, so "nurses" supports
+  "nurse", and "Lisbon" supports "Europe/Lisbon");
+* a field naming the user (``name``, ``preferred_name``, ``first_name``, ...) must be introduced
+  as their name: "I'm Ana", "my name is Ana", "call me Ana", "Ana here";
+* a number must appear as such; other values (true/false) cannot be checked and are kept.
+
+Unsupported changes are dropped (the stored value stays) and counted in the run's report.
+Clearing a value is a change too: it needs the user to have talked about it.
+"""
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from memory import lexical
+
+USER_NAME_FIELDS = frozenset({"name", "preferred_name", "full_name", "first_name", "last_name", "nickname"})
+_NAME_CUES = r"(?:i'm|i am|im|my name is|my name's|name is|call me|this is|it's|i go by|known as)"
+
+
+@dataclass
+class Evidence:
+    """What the user said in the new messages, and the values of a document dropped for lack of it."""
+
+    text: str
+    dropped: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._terms = frozenset(lexical.terms(self.text))
+
+    def supports(self, field_name: str, value: Any) -> bool:
+        """Whether the user's words support ``value`` for ``field_name``."""
+        if isinstance(value, bool):
+            return True
+        if isinstance(value, int | float):
+            return re.search(rf"(?<![\d.]){re.escape(str(value))}(?![\d])", self.text) is not None
+        if not isinstance(value, str) or not value.strip():
+            return False
+        if field_name.lower() in USER_NAME_FIELDS:
+            pattern = rf"\b{_NAME_CUES}\s+{re.escape(value.strip())}\b|\b{re.escape(value.strip())}\s+here\b"
+            return re.search(pattern, self.text, re.IGNORECASE) is not None
+        return bool(frozenset(lexical.terms(value)) & self._terms)
+
+    def mentions(self, value: Any) -> bool:
+        """Whether the user talked about ``value`` at all (so that removing it may be right)."""
+        return bool(frozenset(lexical.terms(str(value))) & self._terms)
+
+    def filter_document(self, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+        """``after`` with every change the user's words do not support reverted to ``before``."""
+        kept = dict(after)
+        for name in set(before) | set(after):
+            old, new = before.get(name), after.get(name)
+            if old == new:
+                continue
+            if isinstance(new, list) or isinstance(old, list):
+                kept[name] = self._filter_list(name, old if isinstance(old, list) else [], new)
+            elif new is None or new == "":
+                if not self.mentions(old):
+                    self.dropped.append(f"{name}: cleared")
+                    kept[name] = old
+            elif not self.supports(name, new):
+                self.dropped.append(f"{name}: {new!r}")
+                if name in before:
+                    kept[name] = old
+                else:
+                    del kept[name]
+        return kept
+
+    def _filter_list(self, name: str, old: list[Any], new: Any) -> list[Any]:
+        new_items = new if isinstance(new, list) else []
+        result = [item for item in old if item in new_items or not self.mentions(item)]
+        for item in new_items:
+            if item in result:
+                continue
+            if self.supports(name, item):
+                result.append(item)
+            else:
+                self.dropped.append(f"{name}: {item!r}")
+        return result
