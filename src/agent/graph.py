@@ -49,6 +49,8 @@ this bound, or a first call) teaches nothing else; 1.5 fits the worst ratios mea
 with room for the safety margin, in one retry.
 """
 MAX_OVERFLOW_RETRIES = 2
+MEASURED_PROMPT_SHARE = 0.5
+"""Share of ``max_prompt_tokens`` a prompt must reach for its usage data to set the token ratio."""
 
 # How providers word a prompt longer than the context: OpenAI and vLLM ("maximum context length"),
 # llama.cpp ("exceeds the available context size", exceed_context_size_error), Anthropic
@@ -131,7 +133,7 @@ async def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     update: dict[str, Any] = {"messages": [response]}
     if history.summary is not None:
         update["summary"] = history.summary
-    measured = _measured_token_ratio(response, prompt)
+    measured = _measured_token_ratio(response, prompt, context.max_prompt_tokens)
     learned = max(state.get("token_ratio", 1.0), measured if measured is not None else token_ratio)
     if learned != state.get("token_ratio", 1.0):
         update["token_ratio"] = learned
@@ -177,12 +179,19 @@ def _without_tool_calls(response: AIMessage) -> AIMessage:
     )
 
 
-def _measured_token_ratio(response: AIMessage, prompt: Sequence[BaseMessage]) -> float | None:
-    """Real/estimated tokens of ``prompt``, when the model reported how many it read."""
+def _measured_token_ratio(response: AIMessage, prompt: Sequence[BaseMessage], max_prompt_tokens: int) -> float | None:
+    """Real/estimated tokens of ``prompt``, when the model reported how many it read.
+
+    Only a prompt of at least ``MEASURED_PROMPT_SHARE`` of the budget is measured: a short one's
+    ratio is swollen by what the chat template adds (a first turn measured 1.6 where a full
+    prompt measured 1.2), and the highest ratio is kept.
+    """
     usage = response.usage_metadata
     real = usage.get("input_tokens") if usage else None
     estimated = count_tokens(prompt, TOOLS)
-    return real / estimated if real and estimated else None
+    if not real or estimated < max_prompt_tokens * MEASURED_PROMPT_SHARE:
+        return None
+    return real / estimated
 
 
 def route_model_output(state: State) -> Literal["skip_repeated_calls", "schedule_memory"]:
