@@ -169,7 +169,7 @@ def _with_tools(chat_model: BaseChatModel, spec: str, *, allow_calls: bool) -> A
 
 def _without_tool_calls(response: AIMessage) -> AIMessage:
     """The reply with any tool call dropped (a model may ignore ``tool_choice``), never empty."""
-    if not response.tool_calls and not response.invalid_tool_calls:
+    if not response.tool_calls and not response.invalid_tool_calls and response.text.strip():
         return response
     return AIMessage(
         content=response.text.strip() or TOOL_LIMIT_REPLY,
