@@ -38,9 +38,18 @@ class Context(BaseModel):
     max_prompt_tokens: int = Field(
         default=8000,
         ge=1000,
-        description="Token budget of each prompt to the chat model (system prompt, recalled memories, summary "
-        "and recent messages; about 4 characters a token). Older messages beyond it are summarized in the "
-        "prompt only; the thread keeps them all. Raise it to the model's context size to summarize later.",
+        description="Token budget of each prompt to the chat model (system prompt, recalled memories, summary, "
+        "recent messages and tool schemas). Estimated at about 4 characters a token, scaled by the highest "
+        "real/estimated ratio the model's usage data reported in the thread, with a 10% margin. Older messages "
+        "beyond it are summarized in the prompt only; the thread keeps them all. Set it to the model's context "
+        "size less room for the reply.",
+    )
+    max_tool_rounds: int = Field(
+        default=6,
+        ge=1,
+        description="Most times the model may call memory tools in one turn (from the user's message to the reply). "
+        "At the limit it is asked once more, without tools, to answer with what it has. A call repeating one "
+        "already made in the turn (same tool and arguments) is not run again: the model is told to answer.",
     )
     summary_max_tokens: int = Field(
         default=512,

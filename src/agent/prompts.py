@@ -29,3 +29,21 @@ Thoughts: {thoughts}
 Action: {action}
 Result: {result}
 </example>"""
+
+# Closes the prompt of the last model call of a turn that reached max_tool_rounds: that call is
+# offered no tool, and a small model needs to be told why it should stop calling them.
+TOOL_LIMIT_NOTE = """(A note from the system, not from the user: the memory tools were used {rounds} times \
+for this message, which is the limit. Do not call any tool now. Answer the user's last message \
+with what you have.)"""
+
+# The reply when the model still answers the last call of a turn with tool calls and no text.
+TOOL_LIMIT_REPLY = """Sorry, I could not finish: I reached the limit of memory tool calls for one message. \
+Please tell me what you would like me to do next."""
+
+# Answers a tool call that repeats one made earlier in the turn, instead of running it again.
+REPEATED_CALL_ANSWER = """Not run again: you already called {name} with these arguments for this message. \
+Its result was: {result}
+Do not repeat the call. Answer the user now."""
+
+REPEATED_IN_BATCH_ANSWER = """Not run twice: this is the same call as {call_id} in this message, whose result \
+is given there. Answer the user once the calls are done."""

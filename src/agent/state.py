@@ -33,3 +33,8 @@ class State(InputState, total=False):
     """Instructions learned for this user (procedural memory), replacing the system prompt."""
     summary: ConversationSummary
     """Summary of the messages too old to fit the prompt (see agent.summarization)."""
+    token_ratio: float
+    """Highest ratio of a prompt's real tokens (the model's usage data) to its estimate in this thread.
+
+    Later estimates are scaled by it so that prompts fit ``max_prompt_tokens`` as the model counts.
+    """

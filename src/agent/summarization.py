@@ -14,6 +14,7 @@ given exactly the messages before it.
 """
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.messages.utils import count_tokens_approximately, get_buffer_string
 from langchain_core.runnables import Runnable, RunnableLambda
+from langchain_core.tools import BaseTool
 from langgraph.constants import TAG_NOSTREAM
 from langmem.short_term import RunningSummary, asummarize_messages
 
@@ -30,6 +32,17 @@ logger = logging.getLogger(__name__)
 
 CHARS_PER_TOKEN = 4
 """``count_tokens_approximately``'s default ratio, used to cap the summary's length in characters."""
+
+SAFETY_MARGIN = 0.10
+"""Share of ``max_prompt_tokens`` left unused, on top of scaling estimates by the thread's token ratio.
+
+The ratio (real/estimated tokens, from the model's usage data) absorbs the estimate's systematic
+error: 4 characters a token undercounts JSON tool calls, UUIDs and timestamps (a Qwen 1.5B thread
+measured 1.16-1.22x). What it cannot absorb is the difference between the prompt it was measured
+on and the next one, which may hold denser text (a search result full of ids). 10% covers that
+drift and costs only a little history, which the summary keeps anyway. A thread's first calls,
+before any usage is known, rely on ``OVERFLOW_RATIO_STEP`` in the graph should they overflow.
+"""
 
 SUMMARIZER_PROMPT = """You summarize the older part of a conversation between a user and an AI assistant,
 so that the assistant can continue the conversation without those messages.
@@ -52,9 +65,24 @@ class FittedHistory:
     """The new running summary, or None when it did not change."""
 
 
-def count_tokens(messages: Sequence[BaseMessage]) -> int:
-    """Approximate token count: offline (tiktoken would download its tables at run time)."""
-    return count_tokens_approximately(messages)
+def count_tokens(messages: Sequence[BaseMessage], tools: Sequence[BaseTool] = ()) -> int:
+    """Approximate token count of a request: its messages and the schemas of the tools it offers.
+
+    Offline (tiktoken would download its tables at run time), so it is scaled by the ratio the
+    model's usage reports (see ``prompt_limit``). langchain's own usage scaling is not used: it
+    reads the usage of the last AI message in the prompt, which summarizing takes away, and
+    caps the ratio at 1.25.
+    """
+    return count_tokens_approximately(messages, tools=list(tools) or None)
+
+
+def prompt_limit(max_prompt_tokens: int, token_ratio: float) -> int:
+    """The most estimated tokens (``count_tokens``) a prompt may count to stay under ``max_prompt_tokens`` real ones.
+
+    ``token_ratio`` is the highest real/estimated ratio seen in the thread; below 1 it is
+    ignored, so an estimate that ran high is never trusted to run high again.
+    """
+    return math.floor(max_prompt_tokens / (max(token_ratio, 1.0) * (1 + SAFETY_MARGIN)))
 
 
 def summary_message(summary: str) -> HumanMessage:
@@ -73,23 +101,31 @@ async def fit_history(
     model: BaseChatModel,
     max_prompt_tokens: int,
     summary_max_tokens: int,
+    tools: Sequence[BaseTool] = (),
+    token_ratio: float = 1.0,
+    closing: Sequence[BaseMessage] = (),
 ) -> FittedHistory:
-    """Shorten the conversation so that ``[system, *result.messages]`` fits ``max_prompt_tokens``.
+    """Shorten the conversation so that ``[system, *result.messages, *closing]`` fits ``max_prompt_tokens``.
 
+    The prompt is counted with the schemas of the ``tools`` sent along, scaled by the thread's
+    ``token_ratio`` (real/estimated tokens) and less a safety margin (``prompt_limit``).
+    ``closing`` messages follow the history (a note to the model): counted, never summarized.
     Nothing is summarized while the prompt fits. Once it does not, the older messages are
     folded into the summary, keeping recent ones worth about half the room left by the system
     prompt and the summary, so that the next summarization is many turns away.
     """
+    limit = prompt_limit(max_prompt_tokens, token_ratio)
+    fixed = count_tokens([system, *closing], tools)
     ids = [message.id for message in messages]
     if summary is not None and summary["last_message_id"] not in ids:
         summary = None  # the messages it covered were removed from the thread: start afresh
     start = ids.index(summary["last_message_id"]) + 1 if summary else 0
     pending = list(messages[start:])
     current = [summary_message(summary["text"])] if summary else []
-    if count_tokens([system, *current, *pending]) <= max_prompt_tokens:
+    if fixed + count_tokens([*current, *pending]) <= limit:
         return FittedHistory([*current, *pending], None)
 
-    room = max_prompt_tokens - count_tokens([system]) - summary_max_tokens
+    room = limit - fixed - summary_max_tokens
     cut = cut_index(pending, keep_tokens=room // 2)
     if cut == 0:
         logger.warning("The latest messages alone exceed max_prompt_tokens=%d; sent unsummarized.", max_prompt_tokens)
@@ -103,7 +139,8 @@ async def fit_history(
         running_summary=RunningSummary(summary["text"], set(), None) if summary else None,
         model=summarizer(model, summary_max_tokens),
         # Also the most the summarizer is shown at once; langmem drops the oldest beyond it.
-        max_tokens=max_prompt_tokens,
+        # langmem requires it above the summary's length, which a high token ratio could undercut.
+        max_tokens=max(limit, summary_max_tokens + 1),
         # Reached exactly at the last of `older`: langmem summarizes all of them and no more.
         max_tokens_before_summary=count_tokens(counted),
         max_summary_tokens=summary_max_tokens,
@@ -113,7 +150,7 @@ async def fit_history(
         return FittedHistory([*current, *pending], None)
     new_summary = ConversationSummary(text=result.running_summary.summary, last_message_id=str(older[-1].id))
     fitted: list[AnyMessage] = [summary_message(new_summary["text"]), *pending[cut:]]
-    if count_tokens([system, *fitted]) > max_prompt_tokens:
+    if fixed + count_tokens(fitted) > limit:
         logger.warning("The latest messages alone exceed max_prompt_tokens=%d after summarizing.", max_prompt_tokens)
     return FittedHistory(fitted, new_summary)
 
