@@ -11,16 +11,11 @@ context (so each assistant can pick its own), and is built only when a run needs
 server starts without an API key; ``create_agent`` binds one model when the graph is built.
 """
 
-import json
 import logging
-import re
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
-from langchain_core.messages.tool import ToolCall
 from langchain_core.tools import ToolException
 from langgraph.config import get_config
 from langgraph.graph import END, START, StateGraph
@@ -28,34 +23,18 @@ from langgraph.prebuilt import ToolNode
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
-from agent import scheduling
+from agent import scheduling, turn_limits
 from agent.context import Context, context_or_default
-from agent.prompts import REPEATED_CALL_ANSWER, REPEATED_IN_BATCH_ANSWER, TOOL_LIMIT_NOTE, TOOL_LIMIT_REPLY
+from agent.prompts import TOOL_LIMIT_NOTE
 from agent.recall import latest_user_text, recall
 from agent.state import InputState, State
-from agent.summarization import count_tokens, fit_history
+from agent.summarization import fit_history
 from agent.tools import TOOLS
 from memory.identity import resolve_user_id
 from memory.records import MESSAGE_TIME_FIELD, message_time
 from memory_graph.models import load_chat_model
 
 logger = logging.getLogger(__name__)
-
-OVERFLOW_RATIO_STEP = 1.5
-"""How much a prompt the model rejected as too long raises the thread's token ratio before retrying.
-
-Usage data comes only with an answer, so a prompt that overflows before any (a thread older than
-this bound, or a first call) teaches nothing else; 1.5 fits the worst ratios measured (~1.2)
-with room for the safety margin, in one retry.
-"""
-MAX_OVERFLOW_RETRIES = 2
-MEASURED_PROMPT_SHARE = 0.5
-"""Share of ``max_prompt_tokens`` a prompt must reach for its usage data to set the token ratio."""
-
-# How providers word a prompt longer than the context: OpenAI and vLLM ("maximum context length"),
-# llama.cpp ("exceeds the available context size", exceed_context_size_error), Anthropic
-# ("prompt is too long").
-_CONTEXT_OVERFLOW = re.compile(r"context[ _](length|size|window)|prompt is too long", re.IGNORECASE)
 
 
 async def recall_memories(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -100,13 +79,13 @@ async def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     chat_model = load_chat_model(context.model)
     instructions = state.get("instructions") or context.system_prompt
     system = SystemMessage(instructions + state.get("recalled", ""))
-    rounds = tool_rounds(state["messages"])
+    rounds = turn_limits.tool_rounds(state["messages"])
     at_limit = rounds >= context.max_tool_rounds
     closing: list[BaseMessage] = [HumanMessage(TOOL_LIMIT_NOTE.format(rounds=rounds))] if at_limit else []
-    model = _with_tools(chat_model, context.model, allow_calls=not at_limit)
+    model = turn_limits.with_tools(chat_model, context.model, allow_calls=not at_limit)
     token_ratio = state.get("token_ratio", 1.0)
 
-    for attempt in range(MAX_OVERFLOW_RETRIES + 1):
+    for attempt in range(turn_limits.MAX_OVERFLOW_RETRIES + 1):
         history = await fit_history(
             state["messages"],
             state.get("summary"),
@@ -123,75 +102,21 @@ async def call_model(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             response: AIMessage = await model.ainvoke(prompt)
             break
         except Exception as error:
-            if attempt == MAX_OVERFLOW_RETRIES or not _CONTEXT_OVERFLOW.search(str(error)):
+            if attempt == turn_limits.MAX_OVERFLOW_RETRIES or not turn_limits.CONTEXT_OVERFLOW.search(str(error)):
                 raise
-            token_ratio = max(token_ratio, 1.0) * OVERFLOW_RATIO_STEP
+            token_ratio = max(token_ratio, 1.0) * turn_limits.OVERFLOW_RATIO_STEP
             logger.warning("Prompt over the model context (%s); refitting for ratio %.2f.", error, token_ratio)
 
     if at_limit:
-        response = _without_tool_calls(response)
+        response = turn_limits.without_tool_calls(response)
     update: dict[str, Any] = {"messages": [response]}
     if history.summary is not None:
         update["summary"] = history.summary
-    measured = _measured_token_ratio(response, prompt, context.max_prompt_tokens)
+    measured = turn_limits.measured_token_ratio(response, prompt, context.max_prompt_tokens)
     learned = max(state.get("token_ratio", 1.0), measured if measured is not None else token_ratio)
     if learned != state.get("token_ratio", 1.0):
         update["token_ratio"] = learned
     return update
-
-
-def current_turn(messages: Sequence[AnyMessage]) -> list[AnyMessage]:
-    """The messages after the latest user message: the model's calls and the tools' results this turn."""
-    for index in range(len(messages) - 1, -1, -1):
-        if isinstance(messages[index], HumanMessage):
-            return list(messages[index + 1 :])
-    return list(messages)
-
-
-def tool_rounds(messages: Sequence[AnyMessage]) -> int:
-    """How many times the model called tools in the current turn."""
-    return sum(1 for message in current_turn(messages) if isinstance(message, AIMessage) and message.tool_calls)
-
-
-def _with_tools(chat_model: BaseChatModel, spec: str, *, allow_calls: bool) -> Any:
-    """The model offered the memory tools, free to call them or (``allow_calls=False``) not.
-
-    Tools are forbidden by ``tool_choice`` rather than left out: the history holds tool calls,
-    which some providers (Anthropic) accept only in a request that declares the tools, and the
-    prompt stays the one the model was counted and cached on. langchain-anthropic reads a bare
-    "none" as a tool's name, so it is given the API's own form.
-    """
-    if allow_calls:
-        return chat_model.bind_tools(TOOLS)
-    no_calls: dict[str, Any] = {"tool_choice": {"type": "none"} if spec.startswith("anthropic:") else "none"}
-    return chat_model.bind_tools(TOOLS, **no_calls)
-
-
-def _without_tool_calls(response: AIMessage) -> AIMessage:
-    """The reply with any tool call dropped (a model may ignore ``tool_choice``), never empty."""
-    if not response.tool_calls and not response.invalid_tool_calls and response.text.strip():
-        return response
-    return AIMessage(
-        content=response.text.strip() or TOOL_LIMIT_REPLY,
-        id=response.id,
-        response_metadata=response.response_metadata,
-        usage_metadata=response.usage_metadata,
-    )
-
-
-def _measured_token_ratio(response: AIMessage, prompt: Sequence[BaseMessage], max_prompt_tokens: int) -> float | None:
-    """Real/estimated tokens of ``prompt``, when the model reported how many it read.
-
-    Only a prompt of at least ``MEASURED_PROMPT_SHARE`` of the budget is measured: a short one's
-    ratio is swollen by what the chat template adds (a first turn measured 1.6 where a full
-    prompt measured 1.2), and the highest ratio is kept.
-    """
-    usage = response.usage_metadata
-    real = usage.get("input_tokens") if usage else None
-    estimated = count_tokens(prompt, TOOLS)
-    if not real or estimated < max_prompt_tokens * MEASURED_PROMPT_SHARE:
-        return None
-    return real / estimated
 
 
 def route_model_output(state: State) -> Literal["skip_repeated_calls", "schedule_memory"]:
@@ -203,37 +128,9 @@ def route_model_output(state: State) -> Literal["skip_repeated_calls", "schedule
 
 
 def skip_repeated_calls(state: State) -> dict[str, Any]:
-    """Answer each tool call that repeats one made earlier in the turn, instead of running it again.
-
-    A repeat has the same tool name and arguments. Its answer gives the earlier result and asks
-    the model to answer the user: a small model otherwise saves the same memory again and again.
-    """
-    *earlier, last = current_turn(state["messages"])
-    if not isinstance(last, AIMessage):
-        raise ValueError(f"Expected the model's AIMessage last, got {type(last).__name__}.")
-    results = {message.tool_call_id: message for message in earlier if isinstance(message, ToolMessage)}
-    made = {
-        _call_key(call): call for message in earlier if isinstance(message, AIMessage) for call in message.tool_calls
-    }
-    in_batch: dict[tuple[str, str], ToolCall] = {}
-    answers: list[ToolMessage] = []
-    for call in last.tool_calls:
-        key = _call_key(call)
-        if key in made:
-            result = results.get(str(made[key]["id"]))
-            text = REPEATED_CALL_ANSWER.format(name=call["name"], result=result.text if result else "(none)")
-        elif key in in_batch:
-            text = REPEATED_IN_BATCH_ANSWER.format(call_id=in_batch[key]["id"])
-        else:
-            in_batch[key] = call
-            continue
-        answers.append(ToolMessage(text, tool_call_id=str(call["id"]), name=call["name"]))
+    """Answer each tool call that repeats one made earlier in the turn, instead of running it again."""
+    answers = turn_limits.repeated_call_answers(state["messages"])
     return {"messages": answers} if answers else {}
-
-
-def _call_key(call: ToolCall) -> tuple[str, str]:
-    """What makes two tool calls the same: the tool and its arguments, in any order."""
-    return call["name"], json.dumps(call["args"], sort_keys=True, default=str)
 
 
 def route_tool_calls(state: State) -> list[Send] | Literal["call_model"]:
