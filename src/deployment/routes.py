@@ -17,8 +17,13 @@ FastAPI validates parameters and bodies against the models below and describes t
 from them; the server merges this app's OpenAPI paths and components into ``/openapi.json``.
 Every refusal is ``{"detail": "<what to fix>"}``, validation errors included (``problems``).
 ``GET /me/page`` serves the memory page (``memory_page.html``), a browser front end to them.
+
+Changes recorded in a memory's history can be undone (``POST /me/memories/{id}/undo``), and
+memories that a change removed are listed from the history (``GET /me/deleted-memories``). A
+memory the user deletes here is forgotten with its history, so it is not among them.
 """
 
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -32,7 +37,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from langgraph.store.base import BaseStore, Item
 from langgraph_api.errors import http_exception_handler
 from langgraph_api.store import get_store
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 
@@ -43,7 +48,18 @@ from deployment.json_bodies import StrictJSONRoute
 from deployment.loopback_errors import LoopbackErrors
 from deployment.profile_patch import ProfilePatch, patched_profile
 from deployment.tokens import TokenError
-from memory.history import Action, Provenance, Source, forget, history, record_change
+from memory.history import (
+    Action,
+    CannotUndo,
+    NothingToUndo,
+    Provenance,
+    Source,
+    deleted,
+    forget,
+    history,
+    record_change,
+    undo_latest_change,
+)
 from memory.records import (
     MEMORY_FIELD,
     PROFILE_KEY,
@@ -126,6 +142,34 @@ class HistoryPage(BaseModel):
     """Every change to one memory, oldest first."""
 
     items: list[HistoryEntry]
+
+
+class Undone(BaseModel):
+    """The outcome of an undo: the memory as it is now, and the change that was undone."""
+
+    memory: MemoryOut | None = Field(
+        description="The memory after the undo; null when the undo deleted it (the change undone created it)."
+    )
+    undone: HistoryEntry = Field(description="The change that was undone, as its history recorded it.")
+
+
+class DeletedMemoryOut(BaseModel):
+    """A memory that a recorded change removed, as it was just before."""
+
+    id: str = Field(description="The memory's id: undo its deletion with POST /me/memories/{id}/undo.")
+    content: str = Field(description="The memory's last text.")
+    stated_at: datetime | None = Field(default=None, description="When it was said, if known.")
+    deleted_at: str = Field(description="When it was removed (ISO 8601).")
+    source: Source = Field(description="What removed it: the agent, the memory service, feedback, or you (an undo).")
+    thread_id: str | None = Field(default=None, description="The conversation that removed it, if any.")
+
+
+class DeletedMemoryPage(BaseModel):
+    """A page of the caller's deleted memories, most recently deleted first."""
+
+    items: list[DeletedMemoryOut]
+    limit: int
+    offset: int
 
 
 class ProfileOut(BaseModel):
@@ -225,6 +269,12 @@ Store = Annotated[BaseStore, Depends(_store)]
 _KEY = {"min_length": 1, "max_length": limits.MAX_KEY_CHARS, "pattern": r"^[^\x00-\x1f\x7f]+$"}
 MemoryId = Annotated[str, PathParam(description="The memory's id, as listed.", **_KEY)]
 FailureId = Annotated[str, PathParam(description="The failure's id, as listed.", **_KEY)]
+Limit = Annotated[int, Query(ge=1, le=limits.MAX_PAGE_SIZE)]
+Offset = Annotated[int, Query(ge=0, le=limits.MAX_OFFSET)]
+# An undo that the history does not allow; documented apart from the failed batches' 409.
+_UNDO_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": problems.Problem, "description": "The memory's latest change cannot be undone; `detail` says why."}
+}
 
 
 # --- Helpers ------------------------------------------------------------------------------
@@ -285,6 +335,39 @@ async def _own_memory(store: BaseStore, user_id: str, memory_id: str) -> Item:
     return item
 
 
+def _undoable(namespace: tuple[str, ...]) -> Callable[[Mapping[str, Any]], object]:
+    """A check that a change of the history can be undone into ``namespace``.
+
+    The user can write to their history through the store API, where its entries are held to
+    no shape and its values to no memory limits: such an entry is refused, not stored.
+    """
+
+    def check(entry: Mapping[str, Any]) -> None:
+        try:
+            HistoryEntry.model_validate(entry)
+            if entry["before"] is not None:
+                limits.check_value(namespace, entry["before"])
+        except (ValidationError, limits.LimitError) as error:
+            raise CannotUndo(f"the history's entry of it is not one this service wrote ({error})") from None
+
+    return check
+
+
+def _deleted_out(entry: Mapping[str, Any]) -> DeletedMemoryOut | None:
+    """A deleted memory as listed, from the entry that removed it (None if it is not one this service wrote)."""
+    try:
+        return DeletedMemoryOut(
+            id=entry["memory_key"],
+            content=memory_text(entry["before"]),
+            stated_at=stated_at(entry["before"]),
+            deleted_at=entry["at"],
+            source=entry["source"],
+            thread_id=entry.get("thread_id"),
+        )
+    except (KeyError, ValidationError):
+        return None
+
+
 # --- Routes -------------------------------------------------------------------------------
 
 
@@ -331,8 +414,8 @@ async def list_memories(
             "store order (empty: list).",
         ),
     ] = "",
-    limit: Annotated[int, Query(ge=1, le=limits.MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    offset: Annotated[int, Query(ge=0, le=limits.MAX_OFFSET)] = 0,
+    limit: Limit = DEFAULT_PAGE_SIZE,
+    offset: Offset = 0,
 ) -> MemoryPage:
     """A page of the caller's memories, optionally ranked by meaning against a query."""
     namespace = memory_namespace(user_id)
@@ -391,9 +474,62 @@ async def delete_memory(user_id: CurrentUser, store: Store, memory_id: MemoryId)
     responses=problems.responses(404),
 )
 async def get_memory_history(user_id: CurrentUser, store: Store, memory_id: MemoryId) -> HistoryPage:
-    """Every change to one memory of the caller, oldest first, each with where it came from."""
-    item = await _own_memory(store, user_id, memory_id)
-    return HistoryPage.model_validate({"items": await history(store, user_id, item.key, item.namespace)})
+    """Every change to one memory of the caller, oldest first, each with where it came from.
+
+    A deleted memory whose deletion was recorded (see GET /me/deleted-memories) has one too.
+    """
+    namespace = memory_namespace(user_id)
+    entries = await history(store, user_id, memory_id, namespace)
+    if not entries:
+        await _own_memory(store, user_id, memory_id)
+    return HistoryPage.model_validate({"items": entries})
+
+
+@app.post(
+    "/me/memories/{memory_id}/undo",
+    summary="Undo the latest change to one of your memories",
+    responses={**problems.responses(404), **_UNDO_CONFLICT},
+)
+async def undo_memory_change(user_id: CurrentUser, store: Store, memory_id: MemoryId) -> Undone:
+    """Put a memory back as it was before its latest recorded change, and record that.
+
+    An update is reverted to the earlier text (with its other fields), a deleted memory comes
+    back under the same id with its fields (``stated_at`` included), a memory just created is
+    deleted. The undo is a change of its own (action ``undo``, source ``user``): undoing again
+    re-applies what was undone. Deleted memories and their ids: GET /me/deleted-memories.
+    """
+    namespace = memory_namespace(user_id)
+    try:
+        undone = await undo_latest_change(store, user_id, namespace, memory_id, _BY_USER, check=_undoable(namespace))
+    except NothingToUndo:
+        if await store.aget(namespace, memory_id) is not None:
+            raise HTTPException(
+                404,
+                f"Memory {memory_id!r} has no recorded change to undo (it was written straight to the store); "
+                f"edit it with PATCH /me/memories/{memory_id} instead.",
+            ) from None
+        raise HTTPException(
+            404,
+            f"No memory of yours has id {memory_id!r}, and no change to one is recorded: take the id from "
+            "GET /me/memories, or from GET /me/deleted-memories for a deleted memory.",
+        ) from None
+    except CannotUndo as error:
+        raise HTTPException(409, f"The latest change to memory {memory_id!r} cannot be undone: {error}") from None
+    item = await store.aget(namespace, memory_id)
+    return Undone.model_validate({"memory": _memory_out(item) if item else None, "undone": undone})
+
+
+@app.get("/me/deleted-memories", summary="List your deleted memories")
+async def list_deleted_memories(
+    user_id: CurrentUser, store: Store, limit: Limit = DEFAULT_PAGE_SIZE, offset: Offset = 0
+) -> DeletedMemoryPage:
+    """Memories a recorded change removed (the agent, the memory service, an undo), most recently first.
+
+    Each can be brought back with POST /me/memories/{id}/undo. Memories you delete with
+    DELETE /me/memories are forgotten with their history and are not listed.
+    """
+    listed = [out for entry in await deleted(store, user_id, memory_namespace(user_id)) if (out := _deleted_out(entry))]
+    return DeletedMemoryPage(items=listed[offset : offset + limit], limit=limit, offset=offset)
 
 
 @app.get("/me/profile", summary="Read your profile")
