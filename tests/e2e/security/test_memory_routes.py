@@ -20,9 +20,9 @@ from schemathesis.schemas import APIOperation
 
 from tests.e2e.conftest import agent_prompts
 from tests.e2e.security.attacks import http_client, token
-from tests.e2e.security.conftest import SUMMARIES
+from tests.e2e.security.conftest import RULES, SUMMARIES
 from tests.support.dev_server import DevServer
-from tests.support.fake_openai import FakeOpenAI
+from tests.support.fake_openai import FakeOpenAI, ToolCallSpec
 from tests.support.tokens import bearer
 
 # Examples per route and mode: enough to reach every status the route documents while the
@@ -123,16 +123,39 @@ async def test_list_read_edit_delete_and_export_your_memories(secure_server: Dev
 _CHAT_RUN = {"assistant_id": "agent", "context": {"background_memory": False}}
 
 
-async def _remembered_in_a_chat(me: httpx.AsyncClient, text: str) -> tuple[str, dict[str, Any]]:
-    """A new thread where the agent saves ``text`` as the caller's only memory: (thread id, the memory)."""
+async def _remembered_in_a_chat(me: httpx.AsyncClient, text: str, **message: Any) -> tuple[str, dict[str, Any]]:
+    """A new thread where the agent saves ``text`` as a new memory: (thread id, the memory).
+
+    ``message`` adds keys to the user's message (e.g. its ``timestamp``).
+    """
+    known = {item["id"] for item in (await me.get("/me/memories", params={"limit": 100})).json()["items"]}
     thread = (await me.post("/threads", json={})).json()["thread_id"]
     saved = await me.post(
         f"/threads/{thread}/runs/wait",
-        json={**_CHAT_RUN, "input": {"messages": [{"role": "user", "content": text}]}},
+        json={**_CHAT_RUN, "input": {"messages": [{"role": "user", "content": text, **message}]}},
     )
     assert saved.status_code == 200, saved.text
-    [memory] = (await me.get("/me/memories")).json()["items"]
+    [memory] = [
+        m for m in (await me.get("/me/memories", params={"limit": 100})).json()["items"] if m["id"] not in known
+    ]
     return thread, memory
+
+
+async def _the_agent_calls(me: httpx.AsyncClient, fake: FakeOpenAI, thread: str, arguments: dict[str, Any]) -> str:
+    """One chat turn in ``thread`` where the model calls manage_memory with ``arguments``; the tool's answer."""
+    marker = f"(agent call {uuid.uuid4().hex[:8]})"
+    call: ToolCallSpec = {"name": "manage_memory", "arguments": arguments}
+    fake.set_rules([RULES[0], {"when": {"tool": "manage_memory", "contains": marker}, "then": {"tool_calls": [call]}}])
+    try:
+        reply = await me.post(
+            f"/threads/{thread}/runs/wait",
+            json={**_CHAT_RUN, "input": {"messages": [{"role": "user", "content": f"Noted {marker}"}]}},
+        )
+    finally:
+        fake.set_rules(RULES)
+    assert reply.status_code == 200, reply.text
+    answer: str = [m for m in reply.json()["messages"] if m["type"] == "tool"][-1]["content"]
+    return answer
 
 
 async def test_an_edit_is_what_the_agent_recalls_next(secure_server: DevServer, security_fake: FakeOpenAI) -> None:
@@ -169,6 +192,147 @@ async def test_a_memorys_history_says_where_it_came_from(secure_server: DevServe
 
         refused = await other.get(f"/me/memories/{memory['id']}/history")
         assert refused.status_code == 404 and refused.json() == {"detail": f"No memory has id {memory['id']!r}."}
+
+
+ANA = "Please remember: Ana lives in Lisbon and works as a nurse."
+WRONG = "No meat in recipes please."
+
+
+async def test_a_wrong_update_by_the_agent_is_undone_and_recalled_again(
+    secure_server: DevServer, security_fake: FakeOpenAI
+) -> None:
+    user = new_user()
+    async with http_client(secure_server, token(user)) as me:
+        thread, ana = await _remembered_in_a_chat(me, ANA)
+        for text in ("Likes green tea", "Has a cat named Miso", "Plays the cello on Sundays"):
+            await put_memory(me, user, text)
+        answer = await _the_agent_calls(
+            me, security_fake, thread, {"action": "update", "id": ana["id"], "content": WRONG}
+        )
+        assert answer == f"updated memory {ana['id']}"
+        assert (await me.get(f"/me/memories/{ana['id']}")).json()["content"] == WRONG
+        recalled = (await me.get("/me/memories", params={"query": "Where does Ana live, in Lisbon?"})).json()["items"]
+        assert ANA not in [m["content"] for m in recalled]
+
+        undone = await me.post(f"/me/memories/{ana['id']}/undo")
+        assert undone.status_code == 200, undone.text
+        body = undone.json()
+        assert body["memory"]["id"] == ana["id"] and body["memory"]["content"] == ANA
+        assert body["memory"]["stated_at"] == ana["stated_at"]
+        assert (body["undone"]["action"], body["undone"]["source"], body["undone"]["thread_id"]) == (
+            "update",
+            "hot_path",
+            thread,
+        )
+        recalled = (await me.get("/me/memories", params={"query": "Where does Ana live, in Lisbon?"})).json()["items"]
+        assert (recalled[0]["id"], recalled[0]["content"]) == (ana["id"], ANA)
+        last = (await me.get(f"/me/memories/{ana['id']}/history")).json()["items"][-1]
+        assert (last["action"], last["source"], last["before"]["content"], last["after"]["content"]) == (
+            "undo",
+            "user",
+            WRONG,
+            ANA,
+        )
+
+        # The undo is a change too: undoing it brings the update back, and undoing that restores again.
+        again = (await me.post(f"/me/memories/{ana['id']}/undo")).json()
+        assert again["memory"]["content"] == WRONG and again["undone"]["action"] == "undo"
+        assert (await me.get(f"/me/memories/{ana['id']}")).json()["content"] == WRONG
+        third = (await me.post(f"/me/memories/{ana['id']}/undo")).json()
+        assert third["memory"]["content"] == ANA
+        actions = [entry["action"] for entry in (await me.get(f"/me/memories/{ana['id']}/history")).json()["items"]]
+        assert actions == ["create", "update", "undo", "undo", "undo"]
+
+
+async def test_a_deleted_memory_is_listed_and_restored_with_its_id_and_time(
+    secure_server: DevServer, security_fake: FakeOpenAI
+) -> None:
+    user = new_user()
+    async with http_client(secure_server, token(user)) as me:
+        assert (await me.get("/me/deleted-memories")).json() == {"items": [], "limit": 20, "offset": 0}
+        thread, ana = await _remembered_in_a_chat(me, ANA, timestamp="2023-05-08T13:56:00Z")
+        assert ana["stated_at"] == "2023-05-08T13:56:00Z"
+        answer = await _the_agent_calls(me, security_fake, thread, {"action": "delete", "id": ana["id"]})
+        assert answer == f"Deleted memory {ana['id']}"
+        assert (await me.get(f"/me/memories/{ana['id']}")).status_code == 404
+
+        [gone] = (await me.get("/me/deleted-memories")).json()["items"]
+        assert {key: gone[key] for key in ("id", "content", "stated_at", "source", "thread_id")} == {
+            "id": ana["id"],
+            "content": ANA,
+            "stated_at": "2023-05-08T13:56:00Z",
+            "source": "hot_path",
+            "thread_id": thread,
+        }
+        history = (await me.get(f"/me/memories/{ana['id']}/history")).json()["items"]
+        assert [entry["action"] for entry in history] == ["create", "delete"] and history[-1]["at"] == gone[
+            "deleted_at"
+        ]
+
+        # A memory just created is undone by deleting it: it is listed too, newest first.
+        _, tea = await _remembered_in_a_chat(me, "Please remember I drink green tea")
+        undone = (await me.post(f"/me/memories/{tea['id']}/undo")).json()
+        assert undone["memory"] is None and undone["undone"]["action"] == "create"
+        listed = (await me.get("/me/deleted-memories")).json()["items"]
+        assert [(m["id"], m["source"]) for m in listed] == [(tea["id"], "user"), (ana["id"], "hot_path")]
+        second = (await me.get("/me/deleted-memories", params={"limit": 1, "offset": 1})).json()
+        assert [m["id"] for m in second["items"]] == [ana["id"]] and (second["limit"], second["offset"]) == (1, 1)
+
+        restored = await me.post(f"/me/memories/{ana['id']}/undo")
+        assert restored.status_code == 200, restored.text
+        memory = restored.json()["memory"]
+        assert (memory["id"], memory["content"], memory["stated_at"]) == (ana["id"], ANA, "2023-05-08T13:56:00Z")
+        assert restored.json()["undone"]["action"] == "delete"
+        assert (await me.get(f"/me/memories/{ana['id']}")).json()["content"] == ANA
+        stored = (await me.get("/store/items", params={"namespace": f"memories.{user}", "key": ana["id"]})).json()
+        assert stored["value"]["stated_at"] == "2023-05-08T13:56:00+00:00"
+        recalled = (await me.get("/me/memories", params={"query": "Ana nurse in Lisbon"})).json()["items"]
+        assert recalled[0]["id"] == ana["id"]
+        assert [m["id"] for m in (await me.get("/me/deleted-memories")).json()["items"]] == [tea["id"]]
+
+
+async def test_an_undo_the_history_does_not_allow_says_why(secure_server: DevServer) -> None:
+    user = new_user()
+    async with http_client(secure_server, token(user)) as me, http_client(secure_server, token(new_user())) as other:
+        nowhere = str(uuid.uuid4())
+        missing = await me.post(f"/me/memories/{nowhere}/undo")
+        assert missing.status_code == 404
+        assert missing.json()["detail"] == (
+            f"No memory of yours has id {nowhere!r}, and no change to one is recorded: take the id from "
+            "GET /me/memories, or from GET /me/deleted-memories for a deleted memory."
+        )
+        unrecorded = await put_memory(me, user, "Lives in Lyon")
+        response = await me.post(f"/me/memories/{unrecorded}/undo")
+        assert response.status_code == 404 and "edit it with PATCH" in response.json()["detail"]
+
+        tea = await put_memory(me, user, "Likes green tea")
+        (await me.patch(f"/me/memories/{tea}", json={"content": "Likes black tea"})).raise_for_status()
+        # Put back through the store API (which the history does not record): nothing left to undo.
+        body = {"namespace": ["memories", user], "key": tea, "value": {"content": "Likes green tea"}}
+        (await me.put("/store/items", json=body)).raise_for_status()
+        response = await me.post(f"/me/memories/{tea}/undo")
+        assert response.status_code == 409, response.text
+        assert "already holds what it held before its latest change" in response.json()["detail"]
+        # Changed through the store API since: undoing would lose that change, so it is refused.
+        body["value"] = {"content": "Likes oolong"}
+        (await me.put("/store/items", json=body)).raise_for_status()
+        response = await me.post(f"/me/memories/{tea}/undo")
+        assert response.status_code == 409 and "edit it instead" in response.json()["detail"]
+        assert (await me.get(f"/me/memories/{tea}")).json()["content"] == "Likes oolong"
+
+        # Another user's memory is answered exactly like one that does not exist.
+        (await me.patch(f"/me/memories/{tea}", json={"content": "Likes white tea"})).raise_for_status()
+        theirs = await other.post(f"/me/memories/{tea}/undo")
+        absent = await other.post(f"/me/memories/{nowhere}/undo")
+        assert theirs.status_code == absent.status_code == 404
+        assert theirs.json()["detail"].replace(tea, "<id>") == absent.json()["detail"].replace(nowhere, "<id>")
+        assert (await other.get("/me/deleted-memories")).json()["items"] == []
+        assert (await me.get(f"/me/memories/{tea}")).json()["content"] == "Likes white tea"
+
+        # A memory you delete here is forgotten with its history: it cannot be brought back.
+        assert (await me.delete(f"/me/memories/{tea}")).status_code == 204
+        assert (await me.post(f"/me/memories/{tea}/undo")).status_code == 404
+        assert (await me.get("/me/deleted-memories")).json()["items"] == []
 
 
 async def test_your_other_records_are_listed_and_only_yours(secure_server: DevServer) -> None:
@@ -240,6 +404,9 @@ async def test_your_other_records_are_listed_and_only_yours(secure_server: DevSe
         ("PATCH", "/me/profile", {"json": {f"f{i}": 1 for i in range(51)}}, 422, "at most 50 fields"),
         ("GET", "/me/memories/x/history", {"params": {"user_id": "someone"}}, 422, "The user is always the token's"),
         ("GET", "/me/records", {"params": {"user_id": "someone"}}, 422, "The user is always the token's"),
+        ("POST", "/me/memories/x/undo", {"params": {"user_id": "someone"}}, 422, "The user is always the token's"),
+        ("GET", "/me/deleted-memories", {"params": {"limit": 0}}, 422, "`limit`: Input should be greater than"),
+        ("GET", "/me/deleted-memories", {"params": {"offset": 10001}}, 422, "`offset`: Input should be less than"),
         (
             "PUT",
             "/store/items",
@@ -379,6 +546,7 @@ def test_the_routes_are_described_in_the_openapi_schema(
         "DELETE /me/memories",
         "DELETE /me/memories/{memory_id}",
         "DELETE /me/profile",
+        "GET /me/deleted-memories",
         "GET /me/export",
         "GET /me/memories",
         "GET /me/memories/{memory_id}",
@@ -388,6 +556,7 @@ def test_the_routes_are_described_in_the_openapi_schema(
         "GET /me/records",
         "PATCH /me/memories/{memory_id}",
         "PATCH /me/profile",
+        "POST /me/memories/{memory_id}/undo",
         "POST /me/memory-failures/{failure_id}/retry",
     ]
 
