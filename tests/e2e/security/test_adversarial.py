@@ -7,6 +7,7 @@ every route mechanically). The suite asserts zero leaks and reports the count.
 """
 
 import json
+import uuid
 from typing import Any
 
 from tests.e2e.security.attacks import (
@@ -178,6 +179,7 @@ async def test_the_memory_routes_only_ever_show_the_callers_own_data(
             ("PATCH", f"/me/memories/{mid}", {"content": "hacked by bob"}, "edit A's memory by id"),
             ("DELETE", f"/me/memories/{mid}", None, "delete A's memory by id"),
             ("GET", f"/me/memories/{mid}/history", None, "read A's memory history by id"),
+            ("POST", f"/me/memories/{mid}/undo", None, "undo the latest change to A's memory by id"),
             ("GET", "/me/memories/00000000-0000-4000-8000-000000000000", None, "read a guessed memory id"),
         ]:
             response = await bob.request(method, path, json=body) if body else await bob.request(method, path)
@@ -190,12 +192,49 @@ async def test_the_memory_routes_only_ever_show_the_callers_own_data(
             ("/me/export", {"user_id": a}, "export with user_id=alice"),
             ("/me/records", {}, "list other records"),
             ("/me/records", {"user_id": a}, "list other records with user_id=alice"),
+            ("/me/deleted-memories", {}, "list deleted memories"),
+            ("/me/deleted-memories", {"user_id": a}, "list deleted memories with user_id=alice"),
         ]:
             ledger.record(surface, description, await bob.get(path, params=params), "own")
         response = await bob.get("/me/memories", headers={"X-User-Id": a, "X-Forwarded-User": a})
         ledger.record(surface, "list memories with identity headers", response, "own")
         ledger.record(surface, "delete all (own) memories", await bob.delete("/me/memories"), "own")
         ledger.record(surface, "delete (own) profile", await bob.delete("/me/profile"), "own")
+    await assert_victim_untouched(secure_server, victim, ledger, surface)
+
+
+async def test_another_users_deleted_memory_can_be_neither_listed_nor_restored(
+    secure_server: DevServer, victim: Victim, ledger: Ledger
+) -> None:
+    surface = "undo"
+    async with http_client(secure_server, token(victim.user)) as alice, http_client(secure_server, token(B)) as bob:
+        # A's memory of a new conversation, deleted by undoing its creation: in her history only.
+        thread = (await alice.post("/threads", json={})).raise_for_status().json()["thread_id"]
+        reply = await chat(
+            alice, thread, f"Please remember my bike lock is {SECRET}", context={"background_memory": False}
+        )
+        assert reply.status_code == 200, reply.text
+        [bike] = [m for m in (await alice.get("/me/memories")).json()["items"] if "bike lock" in m["content"]]
+        assert (await alice.post(f"/me/memories/{bike['id']}/undo")).json()["memory"] is None
+        deleted_by_a = (await alice.get("/me/deleted-memories")).json()["items"]
+        assert [m["id"] for m in deleted_by_a] == [bike["id"]]
+
+        ledger.record(surface, "list deleted memories", await bob.get("/me/deleted-memories"), "own")
+        guessed = str(uuid.uuid4())
+        for memory_id, what in ((bike["id"], "A's deleted memory"), (victim.memory_id, "A's memory")):
+            response = ledger.record(
+                surface, f"undo {what}", await bob.post(f"/me/memories/{memory_id}/undo"), "refused"
+            )
+            absent = await bob.post(f"/me/memories/{guessed}/undo")
+            same = (response.status_code, response.text.replace(memory_id, "<id>")) == (
+                absent.status_code,
+                absent.text.replace(guessed, "<id>"),
+            )
+            ledger.check(
+                surface, f"undo {what} answers like a missing id", own(same, f"{response.text} vs {absent.text}")
+            )
+        still = (await alice.get("/me/deleted-memories")).json()["items"]
+        ledger.check(surface, "A's deleted memory still deleted", own(still == deleted_by_a, f"now {still}"))
     await assert_victim_untouched(secure_server, victim, ledger, surface)
 
 

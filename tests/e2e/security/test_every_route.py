@@ -11,6 +11,8 @@ in-memory runtime's development routes; the event-streaming WebSocket is tried o
 * As user B, with user A's ids in the path and the body: a route that names A's thread, run,
   memory or checkpoint refuses; every other route answers with B's own data only (nothing of
   A's, see ``tests.e2e.security.attacks``); none answers 5xx; A's data is unchanged afterwards.
+* A also has a memory she deleted (by undoing its creation), so the deleted-memories listing
+  has something of hers to leak, and undo routes a memory whose change is recorded.
 * On every route that takes a thread id, A's thread answers exactly like a thread that does
   not exist, except creating a thread at an id of one's choosing (``CREATES_AT_CHOSEN_ID``,
   README "Security"), checked on its own.
@@ -30,12 +32,15 @@ from websockets.exceptions import InvalidStatus
 from memory_graph import failures
 from tests.e2e.security.attacks import (
     SECRET,
+    A,
     B,
     Ledger,
     Victim,
     assert_victim_untouched,
+    chat,
     http_client,
     own,
+    prepare_victim,
     token,
 )
 from tests.support.dev_server import DevServer
@@ -210,6 +215,26 @@ async def attack_ids(server: DevServer, victim: Victim) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
+def victim(secure_server: DevServer) -> Victim:
+    """User A as the package's fixture prepares her, plus a deleted memory (kept in her history only)."""
+    prepared = asyncio.run(prepare_victim(secure_server, f"{A}-{uuid.uuid4().hex[:8]}"))
+    asyncio.run(_delete_a_memory_of(secure_server, prepared))
+    return prepared
+
+
+async def _delete_a_memory_of(server: DevServer, victim: Victim) -> None:
+    async with http_client(server, token(victim.user)) as alice:
+        thread = (await alice.post("/threads", json={})).raise_for_status().json()["thread_id"]
+        reply = await chat(
+            alice, thread, f"Please remember my bike lock is {SECRET}", context={"background_memory": False}
+        )
+        assert reply.status_code == 200, reply.text
+        [bike] = [m for m in (await alice.get("/me/memories")).json()["items"] if "bike lock" in m["content"]]
+        (await alice.post(f"/me/memories/{bike['id']}/undo")).raise_for_status()
+        assert [m["id"] for m in (await alice.get("/me/deleted-memories")).json()["items"]] == [bike["id"]]
+
+
+@pytest.fixture(scope="module")
 def routes(secure_server: DevServer) -> list[Route]:
     """Every route of the server's OpenAPI document, then the undocumented ones."""
     url = f"{secure_server.url}/openapi.json"
@@ -217,6 +242,7 @@ def routes(secure_server: DevServer) -> list[Route]:
     document = httpx.get(url, headers=bearer(token(B)), trust_env=False, timeout=30).raise_for_status().json()
     documented = document_routes(document)
     assert ("POST", "/threads") in documented and ("GET", "/me/records") in documented
+    assert ("POST", "/me/memories/{memory_id}/undo") in documented and ("GET", "/me/deleted-memories") in documented
     return documented + [route for route in UNDOCUMENTED if route not in documented]
 
 
