@@ -220,3 +220,75 @@ def test_the_page_shows_searches_edits_and_deletes_the_memories_of_a_conversatio
         me.delete("/me/profile")
         sdk.store.delete_item(("episodes", USER), "page-episode")
         sdk.store.delete_item(("memory_failures", USER), failure_key)
+
+
+ANA = "Ana lives in Lisbon and works as a nurse."
+CAT = "Has a cat named Miso"
+WRONG = "No meat in recipes please."
+
+
+def calling(marker: str, arguments: dict[str, Any]) -> Rule:
+    """The model calls manage_memory with ``arguments`` when the user's message carries ``marker``."""
+    call: ToolCallSpec = {"name": "manage_memory", "arguments": arguments}
+    return {"when": {"tool": "manage_memory", "contains": marker}, "then": {"tool_calls": [call]}}
+
+
+def test_a_wrong_update_and_a_deletion_by_the_assistant_are_undone_from_the_page(
+    server: DevServer,
+    sdk: SyncLangGraphClient,
+    me: httpx.Client,
+    page: Page,
+    page_rules: None,
+    fake_openai: FakeOpenAI,
+) -> None:
+    thread = sdk.threads.create()["thread_id"]
+
+    def say(text: str, *rules: Rule) -> None:
+        fake_openai.set_rules([PAGE_RULES[0], *rules])
+        result = sdk.runs.wait(
+            thread,
+            "agent",
+            input={"messages": [{"role": "user", "content": text}]},
+            context={"user_id": USER, "background_memory": False},
+        )
+        assert isinstance(result, dict) and "__error__" not in result, result
+
+    say("Note this (fact 1)", saving("(fact 1)", ANA))
+    say("And this (fact 2)", saving("(fact 2)", CAT))
+    ids = {text: key for key, text in stored(sdk).items()}
+    say("Anything (oops 1)", calling("(oops 1)", {"action": "update", "id": ids[ANA], "content": WRONG}))
+    say("Anything (oops 2)", calling("(oops 2)", {"action": "delete", "id": ids[CAT]}))
+    assert stored(sdk) == {ids[ANA]: WRONG}
+
+    page.goto(f"{server.url}/me/page")
+    memories = page.locator("#memory-list li.memory")
+    deleted = page.locator("#deleted-list li.deleted-memory")
+    expect(memories.locator(".content")).to_have_text([WRONG])
+    expect(deleted.locator(".content")).to_have_text([CAT])
+    expect(deleted).to_contain_text("deleted by the assistant during a chat")
+
+    # The wrong update is the latest entry of the memory's history: its Undo button names the memory.
+    memories.first.locator("details.history summary").click()
+    expect(memories.first.locator(".history-list")).to_contain_text(f"Before: {ANA}")
+    page.get_by_role("button", name=f"Undo this change to memory: {WRONG}").click()
+    expect(page.locator("#notice")).to_have_text("Change undone.")
+    expect(memories.locator(".content")).to_have_text([ANA])
+    assert stored(sdk) == {ids[ANA]: ANA}
+
+    page.get_by_role("button", name=f"Restore memory: {CAT}").click()
+    expect(page.locator("#notice")).to_have_text("Memory restored.")
+    expect(memories.locator(".content")).to_have_text([CAT, ANA])
+    expect(deleted).to_have_count(0)
+    expect(page.locator("#deleted-list")).to_contain_text("Nothing deleted recently.")
+    assert stored(sdk) == {ids[ANA]: ANA, ids[CAT]: CAT}
+    restored = me.get(f"/me/memories/{ids[CAT]}/history").json()["items"]
+    assert [(entry["action"], entry["source"]) for entry in restored] == [
+        ("create", "hot_path"),
+        ("delete", "hot_path"),
+        ("undo", "user"),
+    ]
+
+    # Recall finds the restored fact again.
+    page.fill("#search-input", "Where does Ana live?")
+    page.click("#search-form button[type=submit]")
+    expect(memories.first.locator(".content")).to_have_text(ANA)
