@@ -224,7 +224,8 @@ def test_the_page_shows_searches_edits_and_deletes_the_memories_of_a_conversatio
 
 ANA = "Ana lives in Lisbon and works as a nurse."
 CAT = "Has a cat named Miso"
-WRONG = "No meat in recipes please."
+# A wrong correction: related enough to pass the write guard (which refuses an unrelated one).
+WRONG = "Ana lives in Porto, works as a teacher."
 
 
 def calling(marker: str, arguments: dict[str, Any]) -> Rule:

@@ -195,7 +195,8 @@ async def test_a_memorys_history_says_where_it_came_from(secure_server: DevServe
 
 
 ANA = "Please remember: Ana lives in Lisbon and works as a nurse."
-WRONG = "No meat in recipes please."
+# A wrong correction: related enough to pass the write guard (which refuses an unrelated one).
+WRONG = "Ana lives in Porto, works as a teacher."
 
 
 async def test_a_wrong_update_by_the_agent_is_undone_and_recalled_again(
