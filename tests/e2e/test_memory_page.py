@@ -22,6 +22,7 @@ from langgraph_sdk.client import SyncLangGraphClient
 from playwright.sync_api import Browser, Page, expect
 
 from memory.identity import LOCAL_USER_ID
+from memory.write_guard import third_person
 from tests.e2e.conftest import RULES
 from tests.support.dev_server import DevServer
 from tests.support.fake_openai import FakeOpenAI, Rule, ToolCallSpec
@@ -41,6 +42,8 @@ COFFEE = "Please remember I take my coffee black"
 SAID = [SEATS, SISTER, SCRIPT, IMAGE, COFFEE]
 
 SAY = {SCRIPT: "Save this for me (markup 0)", IMAGE: "And this one (markup 1)"}
+# What is stored: the write guard puts the user's words in the third person ("I" -> "User").
+SAVED = [third_person(memory) for memory in SAID]
 
 
 def saving(marker: str, content: str) -> Rule:
@@ -129,7 +132,7 @@ def test_the_page_shows_searches_edits_and_deletes_the_memories_of_a_conversatio
             context={"user_id": USER, "background_memory": False},
         )
         assert isinstance(result, dict) and "__error__" not in result, result
-    assert sorted(stored(sdk).values()) == sorted(SAID)
+    assert sorted(stored(sdk).values()) == sorted(SAVED)
     me.patch("/me/profile", json={"name": "Dana <i>Lee</i>", "timezone": "Europe/Lisbon"}).raise_for_status()
     episode = {"observation": "Asked for a packing list", "thoughts": "-", "action": "A list", "result": "Liked it"}
     sdk.store.put_item(("episodes", USER), "page-episode", episode, index=False)
@@ -141,7 +144,7 @@ def test_the_page_shows_searches_edits_and_deletes_the_memories_of_a_conversatio
         memories = page.locator("#memory-list li.memory")
         expect(memories).to_have_count(len(SAID))
         # Newest first, and every text as typed: the markup is shown, never run.
-        assert memories.locator(".content").all_text_contents() == SAID[::-1]
+        assert memories.locator(".content").all_text_contents() == SAVED[::-1]
         assert page.evaluate("typeof window.__pwned") == "undefined"
         assert page.locator("#memory-list script, #memory-list img").count() == 0
         expect(page.locator("#token-panel")).to_be_hidden()
@@ -172,18 +175,18 @@ def test_the_page_shows_searches_edits_and_deletes_the_memories_of_a_conversatio
         with page.expect_download() as download:
             page.click("#export-button")
         exported = json.loads(Path(download.value.path()).read_text())
-        assert sorted(m["content"] for m in exported["memories"]) == sorted(SAID)
+        assert sorted(m["content"] for m in exported["memories"]) == sorted(SAVED)
 
         # Search ranks as recall does.
         page.fill("#search-input", "window seats")
         page.click("#search-form button[type=submit]")
         expect(page.locator("#memory-note")).to_contain_text("window seats")
-        expect(memories.first.locator(".content")).to_have_text(SEATS)
+        expect(memories.first.locator(".content")).to_have_text(third_person(SEATS))
         page.click("#clear-search")
         expect(memories).to_have_count(len(SAID))
 
         # Edit one: the store holds the new text; an invalid edit shows the API's reason.
-        sister = memories.filter(has_text=SISTER)
+        sister = memories.filter(has_text=third_person(SISTER))
         sister_id = sister.get_attribute("data-id")
         assert sister_id
         sister.locator("button.edit").click()
@@ -197,7 +200,7 @@ def test_the_page_shows_searches_edits_and_deletes_the_memories_of_a_conversatio
         edited = page.locator(f'li[data-id="{sister_id}"]')
         edited.locator("details.history summary").click()
         expect(edited.locator(".history-list")).to_contain_text("Changed, changed by you")
-        expect(edited.locator(".history-list")).to_contain_text("Before: Please remember that my sister Ana")
+        expect(edited.locator(".history-list")).to_contain_text(f"Before: {third_person(SISTER)}")
 
         # Edit the profile.
         page.click("#profile-edit-button")
