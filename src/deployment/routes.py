@@ -72,6 +72,7 @@ from memory.records import (
     stated_at,
 )
 from memory.search import search_memories
+from memory.write_guard import write_lock
 from memory_graph import failures
 
 DEFAULT_PAGE_SIZE = 20
@@ -445,10 +446,11 @@ async def get_memory(user_id: CurrentUser, store: Store, memory_id: MemoryId) ->
 @app.patch("/me/memories/{memory_id}", summary="Edit one of your memories", responses=problems.responses(404, 413))
 async def edit_memory(user_id: CurrentUser, store: Store, memory_id: MemoryId, edit: MemoryEdit) -> MemoryOut:
     """Replace a memory's text, keeping any other fields stored with it; it is re-indexed for search."""
-    item = await _own_memory(store, user_id, memory_id)
-    value = {**item.value, MEMORY_FIELD: edit.content}
-    await store.aput(item.namespace, item.key, value)
-    await record_change(store, user_id, item.namespace, item.key, "update", item.value, value, _BY_USER)
+    async with write_lock(store, user_id, memory_namespace(user_id)):
+        item = await _own_memory(store, user_id, memory_id)
+        value = {**item.value, MEMORY_FIELD: edit.content}
+        await store.aput(item.namespace, item.key, value)
+        await record_change(store, user_id, item.namespace, item.key, "update", item.value, value, _BY_USER)
     updated = await store.aget(item.namespace, item.key)
     assert updated is not None
     return _memory_out(updated)
@@ -500,7 +502,10 @@ async def undo_memory_change(user_id: CurrentUser, store: Store, memory_id: Memo
     """
     namespace = memory_namespace(user_id)
     try:
-        undone = await undo_latest_change(store, user_id, namespace, memory_id, _BY_USER, check=_undoable(namespace))
+        async with write_lock(store, user_id, namespace):
+            undone = await undo_latest_change(
+                store, user_id, namespace, memory_id, _BY_USER, check=_undoable(namespace)
+            )
     except NothingToUndo:
         if await store.aget(namespace, memory_id) is not None:
             raise HTTPException(

@@ -26,6 +26,7 @@ those it shows are restatements of one fact ("Gina lost her job at Door Dash.").
 import re
 import uuid
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -258,9 +259,12 @@ class Written:
     existing: str | None = None
 
 
-def _write_scope(namespace: tuple[str, ...]) -> str:
-    """The lock of a namespace's check-then-write: short, unlike the memory graph's per-type lock."""
-    return ":".join(part for index, part in enumerate(namespace) if index != 1) + ":write"
+def write_lock(store: BaseStore, user_id: str, namespace: tuple[str, ...]) -> AbstractAsyncContextManager[None]:
+    """The lock of a user's read-check-write of one namespace: short, unlike the memory graph's per-type lock.
+
+    Every writer of memories holds it: the guard, and the user's own edits and undos.
+    """
+    return user_lock(store, user_id, ":".join(part for index, part in enumerate(namespace) if index != 1) + ":write")
 
 
 async def guarded_write(
@@ -281,7 +285,7 @@ async def guarded_write(
     update that would repeat another memory is a ``duplicate``. Every write is logged in the history.
     """
     text = memory_text(value)
-    async with user_lock(store, user_id, _write_scope(namespace)):
+    async with write_lock(store, user_id, namespace):
         before = await store.aget(namespace, key) if key is not None else None
         if before is not None:
             old = memory_text(before.value)
