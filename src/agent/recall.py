@@ -95,6 +95,8 @@ async def distinct_memories(
     store: BaseStore, namespace: tuple[str, ...], query: str, limit: int, ranking: RankingWeights
 ) -> list[SearchItem]:
     """The best ``limit`` memories, one per fact: copies stored before the write guard never fill the slots."""
+    if limit <= 0:
+        return []
     # Every candidate is ranked anyway, so reading them all costs nothing more.
     found = await search_memories(store, namespace, query, max(limit, ranking.candidates), ranking)
     seen: set[frozenset[str]] = set()
