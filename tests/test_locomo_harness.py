@@ -6,20 +6,22 @@ The scripted extractor remembers two facts (Lyon, cello) and not the dog's name,
 answers get 2 of 3 right while the full-context baseline, which sees everything, gets 3 of 3.
 """
 
+import contextlib
+import io
 import json
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from bench import locomo
 from bench.locomo_data import load_conversations, session_messages
 
 from memory.records import message_time
+from memory_graph.models import load_chat_model
 from tests.support.fake_openai import FakeOpenAI, Rule, RuleThen, flatten_content
 
 ANSWER_MODEL, JUDGE_MODEL, MEMORY_MODEL = "locomo-answer", "locomo-judge", "locomo-memory"
@@ -87,7 +89,6 @@ RULES: list[Rule] = [
     _judged("Biscuit"),
     {"when": {"model": JUDGE_MODEL}, "then": _verdict("WRONG")},
 ]
-ROOT = Path(__file__).resolve().parents[1]
 LAST_LINE = re.compile(r"locomo: J=(\d\.\d{3}) questions=(\d+) memory_tokens_p50=(\d+)")
 
 
@@ -112,7 +113,12 @@ def env(fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Pa
 
 
 def run(data: Path, results: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    """``python -m bench.locomo`` as a user runs it (quick retries)."""
+    """``python -m bench.locomo`` as a user runs it (quick retries), in this process.
+
+    In-process rather than a subprocess: each run would otherwise import the whole stack again
+    (seconds each; this module makes nine runs). Model clients are built afresh for each run, as
+    a new process would, since each run has its own event loop.
+    """
     argv = [
         "--data",
         str(data),
@@ -124,8 +130,16 @@ def run(data: Path, results: Path, *extra: str) -> subprocess.CompletedProcess[s
         "0.01",
     ]
     argv += ["--judge", f"openai:{JUDGE_MODEL}", "--memory-model", f"openai:{MEMORY_MODEL}", *extra]
-    return subprocess.run(
-        [sys.executable, "-m", "bench.locomo", *argv], cwd=ROOT, env=dict(os.environ), capture_output=True, text=True
+    stdout, stderr = io.StringIO(), io.StringIO()
+    load_chat_model.cache_clear()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            status = locomo.main(argv)
+        except SystemExit as exit_:
+            status = int(exit_.code or 0)
+    load_chat_model.cache_clear()
+    return subprocess.CompletedProcess(
+        ["python", "-m", "bench.locomo", *argv], status, stdout.getvalue(), stderr.getvalue()
     )
 
 
