@@ -19,11 +19,12 @@ overlap, and the model requests seen in between belong to one or the other.
 
 Per turn: latency (client side, ``runs.create`` + ``runs.join``), model calls (chat requests the
 endpoint logged, read from the local shim's JSONL request log when the endpoint is on this
-machine and the log exists, ``REAL_MODEL_REQUEST_LOG`` to name another; else the AI messages the
+machine and the shim is installed, ``REAL_MODEL_REQUEST_LOG`` to name another; else the AI messages the
 turn added), and the tool calls the agent made. After each memory run: the user's memories,
 duplicates, facts lost and missing, stale facts, profile values the conversation does not
-support, and the run's ``report``. Every figure is defined here, from the scenario, not from the
-product's code:
+support, and the ``report`` of each memory run since the last check (a failed batch is retried
+by a later run, so one pause may hold several; the table shows the last one's). Every figure is
+defined here, from the scenario, not from the product's code:
 
 * duplicates: pairs of memories whose content words (lower-cased, stop words dropped) are equal
   or have a Jaccard index of at least ``DUPLICATE_JACCARD``;
@@ -371,6 +372,7 @@ class _Driver:
         self.checks: list[MemoryCheck] = []
         self.skipped: list[Turn] = []
         self.errors: list[str] = []
+        self.reported_runs: set[str] = set()
 
     def client(self, user: str) -> LangGraphClient:
         timeout = httpx.Timeout(connect=5, read=max(self.turn_timeout, self.memory_timeout) + 60, write=60, pool=5)
@@ -462,12 +464,15 @@ class _Driver:
                 break
             await asyncio.sleep(_POLL_SECONDS)
         seconds = time.perf_counter() - start
-        statuses = [str(run["status"]) for run in reversed(runs)]
-        state = await client.threads.get_state(memory_thread)
-        values = state["values"] if isinstance(state["values"], dict) else {}
-        report = values.get("report")
+        new_runs = [run for run in reversed(runs) if run["run_id"] not in self.reported_runs]
+        self.reported_runs.update(run["run_id"] for run in new_runs)
+        statuses = [str(run["status"]) for run in new_runs]
+        reports = [await self._run_report(client, memory_thread, str(run["run_id"])) for run in new_runs]
+        report = reports[-1] if reports else None
         requests = self.log.new_chat_requests()
-        progress(f"{NAME}:   settled after {seconds:.1f} s; runs {statuses}; report {json.dumps(report)}")
+        progress(f"{NAME}:   settled after {seconds:.1f} s; {len(new_runs)} memory runs since the last check")
+        for run, run_report in zip(new_runs, reports, strict=True):
+            progress(f"{NAME}:     run {str(run['run_id'])[:8]} {run['status']}: report {json.dumps(run_report)}")
         if requests is not None:
             progress(f"{NAME}:   extraction calls at the endpoint: {len(requests)}")
             for n, entry in enumerate(requests, 1):
@@ -500,6 +505,15 @@ class _Driver:
         progress(f"{NAME}:   profile values not supported by what {user} said: {unsupported or 'none'}")
         progress(f"{NAME}:   memory failures: {json.dumps(failures, ensure_ascii=False)[:500]}")
         return MemoryCheck(user, seconds, statuses, len(texts), len(duplicates), facts, len(unsupported), report, None)
+
+    async def _run_report(self, client: LangGraphClient, thread_id: str, run_id: str) -> Any:
+        """The ``report`` output of one memory run: its last checkpoint's values (None if it has none)."""
+        try:
+            history = await client.threads.get_history(thread_id, limit=1, metadata={"run_id": run_id})
+        except httpx.HTTPError:
+            return None
+        values = history[0]["values"] if history else None
+        return values.get("report") if isinstance(values, dict) else None
 
     async def _messages(self, client: LangGraphClient, thread_id: str) -> list[dict[str, Any]]:
         values = (await client.threads.get_state(thread_id))["values"]
