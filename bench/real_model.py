@@ -349,6 +349,18 @@ def describe_request(entry: Mapping[str, Any]) -> str:
     )
 
 
+def collapse_repeats(items: Sequence[str]) -> list[str]:
+    """``items`` with each run of equal neighbours written once, as ``item (xN)`` when N > 1."""
+    collapsed: list[str] = []
+    count = 0
+    for index, item in enumerate(items):
+        count += 1
+        if index + 1 == len(items) or items[index + 1] != item:
+            collapsed.append(item if count == 1 else f"{item} (x{count})")
+            count = 0
+    return collapsed
+
+
 def _env_seconds(name: str, default: float) -> float:
     value = os.environ.get(name)
     return float(value) if value else default
@@ -435,10 +447,10 @@ class _Driver:
         progress(f"{NAME}:   latency {seconds:.1f} s; model calls {calls} ({counted_from}); {outcome}")
         for n, entry in enumerate(requests or [], 1):
             progress(f"{NAME}:     call {n}: {describe_request(entry)}")
-        progress(f"{NAME}:   TOOL CALLS: {'; '.join(tool_calls) or 'none'}")
-        for message in messages:
-            if message.get("type") == "tool":
-                progress(f"{NAME}:   TOOL RESULT: {str(message.get('content'))[:200]}")
+        progress(f"{NAME}:   TOOL CALLS: {'; '.join(collapse_repeats(tool_calls)) or 'none'}")
+        tool_results = [str(m.get("content"))[:200].replace("\n", " ") for m in messages if m.get("type") == "tool"]
+        for tool_result in collapse_repeats(tool_results):
+            progress(f"{NAME}:   TOOL RESULT: {tool_result}")
         if ai:
             progress(f"{NAME}:   ASSISTANT: {str(ai[-1].get('content'))[:400]}")
         self.turns.append(TurnResult(turn, seconds, calls, tool_calls, outcome))

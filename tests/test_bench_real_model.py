@@ -7,6 +7,7 @@ from bench.real_model import (
     ANA_SISTER,
     FACTS,
     FactTracker,
+    collapse_repeats,
     duplicate_pairs,
     memory_content,
     unsupported_profile_values,
@@ -85,3 +86,9 @@ def test_profile_values_must_come_from_what_the_user_said() -> None:
 def test_memory_text_is_read_from_either_stored_shape() -> None:
     assert memory_content({"content": "Ana is vegetarian."}) == "Ana is vegetarian."
     assert memory_content({"kind": "Memory", "content": {"content": "Ana is a nurse."}}) == "Ana is a nurse."
+
+
+def test_a_runaway_turns_repeated_tool_calls_are_printed_once_with_their_count() -> None:
+    calls = ["search_memory()", "manage_memory(a)", "manage_memory(a)", "manage_memory(a)", "search_memory()"]
+
+    assert collapse_repeats(calls) == ["search_memory()", "manage_memory(a) (x3)", "search_memory()"]
