@@ -14,7 +14,8 @@ local model takes minutes on a long extraction prompt.
 The scenario (``SCENARIO``) is ten turns at most. A turn whose ``settle`` flag is set is the last
 one before a pause: it asks for its memory run after ``SETTLE_DELAY_SECONDS``, and the benchmark
 waits until the user's memory thread has no pending or running run; other turns ask for a delay
-long enough that the next turn replaces their pending run. So chat turns and memory runs never
+long enough that the next turn replaces their pending run (should that next turn fail before
+scheduling its own, the held run is not waited for, see ``held``). So chat turns and memory runs never
 overlap, and the model requests seen in between belong to one or the other.
 
 Per turn: latency (client side, ``runs.create`` + ``runs.join``), model calls (chat requests the
@@ -53,6 +54,7 @@ import secrets
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -349,6 +351,20 @@ def describe_request(entry: Mapping[str, Any]) -> str:
     )
 
 
+def held(run: Mapping[str, Any], now: datetime | None = None) -> bool:
+    """True for a pending memory run due in more than half of ``HOLD_DELAY_SECONDS``.
+
+    Such a run was asked for by a turn that expected the next one to replace it; when that next
+    turn fails before scheduling its own run, nothing replaces it and waiting for it is pointless.
+    (A delayed run's ``created_at`` is the time it is due.) Retries of a failed batch are due
+    within minutes, so they are waited for.
+    """
+    if run.get("status") != "pending":
+        return False
+    due = datetime.fromisoformat(str(run["created_at"]))
+    return due - (now or datetime.now(UTC)) > timedelta(seconds=HOLD_DELAY_SECONDS / 2)
+
+
 def collapse_repeats(items: Sequence[str]) -> list[str]:
     """``items`` with each run of equal neighbours written once, as ``item (xN)`` when N > 1."""
     collapsed: list[str] = []
@@ -465,7 +481,7 @@ class _Driver:
         runs: list[dict[str, Any]] = []
         while True:
             runs = [dict(run) for run in await client.runs.list(memory_thread, limit=50)]
-            active = [run for run in runs if run["status"] in ("pending", "running")]
+            active = [run for run in runs if run["status"] in ("pending", "running") and not held(run)]
             if runs and not active:
                 break
             if time.perf_counter() - start > limit:
@@ -477,7 +493,9 @@ class _Driver:
             await asyncio.sleep(_POLL_SECONDS)
         seconds = time.perf_counter() - start
         new_runs = [run for run in reversed(runs) if run["run_id"] not in self.reported_runs]
-        self.reported_runs.update(run["run_id"] for run in new_runs)
+        self.reported_runs.update(run["run_id"] for run in new_runs if not held(run))
+        if any(held(run) for run in new_runs):
+            progress(f"{NAME}:   a memory run is still held back: the turn failed before it could replace it")
         statuses = [str(run["status"]) for run in new_runs]
         reports = [await self._run_report(client, memory_thread, str(run["run_id"])) for run in new_runs]
         report = reports[-1] if reports else None

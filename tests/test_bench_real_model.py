@@ -1,14 +1,19 @@
 """The real-model benchmark's scoring, on hand-made memories and profiles (the benchmark itself needs a model)."""
 
+from datetime import UTC, datetime, timedelta
+
 from bench.real_model import (
     ANA_DIET,
     ANA_INTRO,
     ANA_MOVE,
     ANA_SISTER,
     FACTS,
+    HOLD_DELAY_SECONDS,
+    SETTLE_DELAY_SECONDS,
     FactTracker,
     collapse_repeats,
     duplicate_pairs,
+    held,
     memory_content,
     unsupported_profile_values,
 )
@@ -92,3 +97,15 @@ def test_a_runaway_turns_repeated_tool_calls_are_printed_once_with_their_count()
     calls = ["search_memory()", "manage_memory(a)", "manage_memory(a)", "manage_memory(a)", "search_memory()"]
 
     assert collapse_repeats(calls) == ["search_memory()", "manage_memory(a) (x3)", "search_memory()"]
+
+
+def test_only_a_memory_run_held_for_the_next_turn_is_not_waited_for() -> None:
+    now = datetime(2026, 12, 8, 2, 0, tzinfo=UTC)
+
+    def run(status: str, due_in: timedelta) -> dict[str, str]:
+        return {"status": status, "created_at": (now + due_in).isoformat()}
+
+    assert held(run("pending", timedelta(seconds=HOLD_DELAY_SECONDS - 10)), now)
+    assert not held(run("pending", timedelta(seconds=SETTLE_DELAY_SECONDS)), now)
+    assert not held(run("pending", timedelta(minutes=2)), now)  # a retry of a failed batch
+    assert not held(run("running", timedelta(seconds=HOLD_DELAY_SECONDS)), now)
