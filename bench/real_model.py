@@ -63,6 +63,7 @@ import httpx
 import snowballstemmer
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
+from langgraph_sdk.errors import NotFoundError
 from tests.support.dev_server import MEMORY_THREAD_SECRET, DevServer
 
 from agent.scheduling import memory_thread_id
@@ -479,16 +480,18 @@ class _Driver:
         start = time.perf_counter()
         limit = min(self.memory_timeout, self._left())
         runs: list[dict[str, Any]] = []
+        # A failed turn may have scheduled no run: then only the runs already there are waited for.
+        turn_failed = self.turns[-1].outcome != "ok"
         while True:
-            runs = [dict(run) for run in await client.runs.list(memory_thread, limit=50)]
+            runs = await self._memory_runs(client, memory_thread)
             active = [run for run in runs if run["status"] in ("pending", "running") and not held(run)]
-            if runs and not active:
+            if (runs or turn_failed) and not active:
                 break
             if time.perf_counter() - start > limit:
                 for run in active:
                     await client.runs.cancel(memory_thread, run["run_id"], action="interrupt")
                 progress(f"{NAME}:   watchdog: memory runs cancelled after {limit:.0f} s")
-                runs = [dict(run) for run in await client.runs.list(memory_thread, limit=50)]
+                runs = await self._memory_runs(client, memory_thread)
                 break
             await asyncio.sleep(_POLL_SECONDS)
         seconds = time.perf_counter() - start
@@ -502,7 +505,7 @@ class _Driver:
         requests = self.log.new_chat_requests()
         progress(f"{NAME}:   settled after {seconds:.1f} s; {len(new_runs)} memory runs since the last check")
         for run, run_report in zip(new_runs, reports, strict=True):
-            progress(f"{NAME}:     run {str(run['run_id'])[:8]} {run['status']}: report {json.dumps(run_report)}")
+            progress(f"{NAME}:     run {run['run_id']} {run['status']}: report {json.dumps(run_report)}")
         if requests is not None:
             progress(f"{NAME}:   extraction calls at the endpoint: {len(requests)}")
             for n, entry in enumerate(requests, 1):
@@ -535,6 +538,13 @@ class _Driver:
         progress(f"{NAME}:   profile values not supported by what {user} said: {unsupported or 'none'}")
         progress(f"{NAME}:   memory failures: {json.dumps(failures, ensure_ascii=False)[:500]}")
         return MemoryCheck(user, seconds, statuses, len(texts), len(duplicates), facts, len(unsupported), report, None)
+
+    async def _memory_runs(self, client: LangGraphClient, thread_id: str) -> list[dict[str, Any]]:
+        """The memory thread's runs, newest first; none if no turn ever scheduled one (no thread yet)."""
+        try:
+            return [dict(run) for run in await client.runs.list(thread_id, limit=50)]
+        except NotFoundError:
+            return []
 
     async def _run_report(self, client: LangGraphClient, thread_id: str, run_id: str) -> Any:
         """The ``report`` output of one memory run: its last checkpoint's values (None if it has none)."""
