@@ -3,9 +3,10 @@
 ``--quick`` is a smoke run (fewer iterations, smaller bursts) that finishes in under a minute;
 the full run takes a few minutes on two cores. Progress goes to stderr, the report to stdout.
 ``locomo_recall`` and ``duplicate_threshold`` need a LoCoMo-format file (``--data PATH``) and the
-``bench`` dependency group; without ``--data`` a run of all benchmarks leaves them out. A benchmark's
-machine-readable line (such as ``locomo_recall: recall@5=...``) is printed after the whole report,
-as the last line of stdout.
+``bench`` dependency group; without ``--data`` a run of all benchmarks leaves them out. ``real_model``
+needs a model endpoint (``OPENAI_BASE_URL``, see ``bench/real_model.py``) and runs only when named
+with ``--only``. A benchmark's machine-readable line (such as ``locomo_recall: recall@5=...``) is
+printed after the whole report, as the last line of stdout.
 """
 
 import argparse
@@ -28,6 +29,7 @@ from bench import (
     locomo_recall,
     multi_tenant,
     progress,
+    real_model,
     recall_latency,
     turn_overhead,
     write_throughput,
@@ -52,6 +54,7 @@ BENCHMARKS: dict[str, Callable[[Options], Awaitable[Section]]] = {
     "background_isolation": lambda options: background_isolation.run(options.quick),
     locomo_recall.NAME: lambda options: locomo_recall.run(options.quick, options.data),
     duplicate_threshold.NAME: lambda options: duplicate_threshold.run(options.quick, options.data),
+    real_model.NAME: lambda options: real_model.run(options.quick),
 }
 # Benchmarks that read a LoCoMo-format file (``--data``) and need the ``bench`` dependency group.
 NEEDS_DATA = {locomo_recall.NAME, duplicate_threshold.NAME}
@@ -95,9 +98,17 @@ def main() -> None:
                 parser.error(str(error))
         else:
             names.remove(name)
-            progress(
-                f"{name} left out (no --data); to run it: {locomo_recall.RUN_COMMAND.replace(locomo_recall.NAME, name)}"
-            )
+            command = locomo_recall.RUN_COMMAND.replace(locomo_recall.NAME, name)
+            progress(f"{name} left out (no --data); to run it: {command}")
+    if real_model.NAME in names:
+        if args.only:
+            try:
+                real_model.check_environment()
+            except real_model.MissingEndpoint as error:
+                parser.error(str(error))
+        else:
+            names.remove(real_model.NAME)
+            progress(f"{real_model.NAME} left out (it needs a model endpoint); to run it: {real_model.RUN_COMMAND}")
     start = time.perf_counter()
     sections, ok = asyncio.run(_run_all(names, Options(quick=args.quick, data=args.data)))
     header = (
