@@ -173,3 +173,31 @@ async def test_a_set_aside_batch_is_processed_again_on_request(openai: FakeOpenA
     assert await texts(store) == ["User moved to Lyon"]
     assert await failures.all_records(store, "ada") == []
     assert result["report"]["batches_processed"] == 1
+
+
+async def test_every_first_extraction_must_answer_with_a_tool_call(openai: FakeOpenAI, store: InMemoryStore) -> None:
+    """llama.cpp answers a free-form tool call that does not parse with a 500; a forced one parses."""
+    openai.set_rules(
+        [
+            {
+                "when": {"tool": "Memory"},
+                "then": {"tool_calls": [{"name": "Memory", "arguments": {"content": "User is called Ada"}}]},
+            },
+            {"when": {"tool": "UserProfile"}, "then": {"tool_calls": [{"name": "NothingToSave", "arguments": {}}]}},
+        ]
+    )
+    await memory_run(store)
+    extractions = [request for request in openai.requests() if request.get("tools")]
+    assert len(extractions) == 2
+    assert [request.get("tool_choice") for request in extractions] == ["required", "required"]
+    assert await texts(store) == ["User is called Ada"]
+
+
+async def test_a_first_answer_that_fails_its_schema_is_a_failed_batch_not_a_crash(
+    openai: FakeOpenAI, store: InMemoryStore
+) -> None:
+    openai.set_rules([{"when": {"tool": "Memory"}, "then": {"tool_calls": [{"name": "Memory", "arguments": {}}]}}])
+    result = await memory_run(store)
+    assert "did not match the memory schema" in result["report"]["stopped"]
+    [(_, failure)] = await failures.all_records(store, "ada")
+    assert failure["status"] == "retrying"

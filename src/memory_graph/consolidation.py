@@ -55,9 +55,15 @@ class MemoryCollection:
 
 
 class NothingToSave(BaseModel):
-    """Call this when the new messages hold nothing worth remembering: only questions, small talk, or what is saved."""
+    """Call this only when the user's new messages say nothing new about the user.
 
-    reason: str = Field(description="Why there is nothing to save, in a few words.")
+    Nothing about their life, work, home, plans, preferences or people: only questions, small
+    talk, or what is already saved.
+    """
+
+    # Optional: an answer that leaves it out must still count (trustcall's repair of a first
+    # answer that fails validation crashes in 0.0.39).
+    reason: str = Field(default="", description="Why there is nothing to save, in a few words.")
 
 
 def extractor_config(attempts: int) -> RunnableConfig:
@@ -180,8 +186,8 @@ async def extract(
         # A document with none of this schema's fields yet is created, not patched.
         shown = {k: (kind, content) for k, (kind, content) in shown.items() if content}
     log = CallLog()
-    metered = MeteredChatModel(base=model, budget=budget, log=log)
     inserts = key is None or not shown
+    metered = MeteredChatModel(base=model, budget=budget, log=log, force_tool_call=inserts)
     manager = create_memory_manager(
         metered,
         # An extractor forced to call a tool must be able to say that there is nothing to save.
@@ -200,6 +206,11 @@ async def extract(
             f"The model did not produce valid memories within {attempts} attempts: "
             f"{'; '.join(log.unusable[-3:]) or 'it kept answering with patches that could not be applied'}."
         ) from error
+    except AttributeError as error:
+        # trustcall 0.0.39 crashes repairing a first answer that fails its schema (a Memory without
+        # content): "'ExtractionState' object has no attribute 'tool_call_id'". The model's fault.
+        log.raise_failure(nothing_extracted=True)
+        raise UnusableOutput(f"The model's answer did not match the memory schema ({error}).") from error
     said_nothing_new = any(isinstance(memory.content, NothingToSave) for memory in extracted)
     changes = _changes(collection, existing, shown, extracted)
     log.raise_failure(nothing_extracted=not changes and not said_nothing_new)
