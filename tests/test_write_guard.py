@@ -184,14 +184,17 @@ async def test_invented_profile_values_are_dropped_and_counted(script: Script, s
         language="Portuguese",
         response_style="length",
         timezone="Europe/Lisbon",
-        interests=["nurse", "martial law"],
+        interests=["nurse", "martial law", "moving", "hiking"],
     )
-    said = conversation("Hi! I'm Ana, I live in Lisbon and I work as a nurse.", "I moved to Porto last week.")
+    said = conversation(
+        "Hi! I'm Ana, I live in Lisbon and I work as a nurse.", "I moved to Porto last week.", "I love hiking."
+    )
     result = await memory_run(store, said)
     profile = await store.aget(profile_ns("ana"), PROFILE_KEY)
     assert profile is not None
-    assert profile.value == {"name": "Ana", "timezone": "Europe/Lisbon", "interests": ["nurse"]}
-    assert result["report"]["writes"]["unsupported_profile_values"] == 4
+    assert profile.value == {"name": "Ana", "timezone": "Europe/Lisbon", "interests": ["hiking"]}
+    # preferred_name, language, response_style, and the interests she never said she has.
+    assert result["report"]["writes"]["unsupported_profile_values"] == 6
 
 
 async def test_a_batch_that_is_only_a_question_writes_nothing(script: Script, store: InMemoryStore) -> None:

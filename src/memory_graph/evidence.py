@@ -10,6 +10,8 @@ set only what the user stated, but nothing made them; this does, whatever the mo
   "nurse", and "Lisbon" supports "Europe/Lisbon");
 * a field naming the user (``name``, ``preferred_name``, ``first_name``, ...) must be introduced
   as their name: "I'm Ana", "my name is Ana", "call me Ana", "Ana here";
+* an interest must come from a sentence in which the user says they like it ("I love hiking"),
+  not from any word they used ("moving" from "I moved to Porto");
 * a number must appear as such; other values (true/false) cannot be checked and are kept.
 
 Unsupported changes are dropped (the stored value stays) and counted in the run's report.
@@ -23,6 +25,13 @@ from typing import Any
 from memory import lexical
 
 USER_NAME_FIELDS = frozenset({"name", "preferred_name", "full_name", "first_name", "last_name", "nickname"})
+INTEREST_FIELDS = frozenset({"interests", "hobbies"})
+_INTEREST_CUES = re.compile(
+    r"\b(?:like|likes|love|loves|enjoy|enjoys|into|fan of|passion|hobby|hobbies|interested|interest|"
+    r"care about|favou?rite|keen on|fond of)\b",
+    re.IGNORECASE,
+)
+_SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n")
 _NAME_CUES = r"(?:i'm|i am|im|my name is|my name's|name is|call me|this is|it's|i go by|known as)"
 
 
@@ -47,6 +56,13 @@ class Evidence:
         if field_name.lower() in USER_NAME_FIELDS:
             pattern = rf"\b{_NAME_CUES}\s+{re.escape(value.strip())}\b|\b{re.escape(value.strip())}\s+here\b"
             return re.search(pattern, self.text, re.IGNORECASE) is not None
+        if field_name.lower() in INTEREST_FIELDS:
+            # An interest is something the user said they like, not any word they used ("moving"
+            # from "I moved to Porto", "nurse" from "I work as a nurse").
+            return any(
+                frozenset(lexical.terms(value)) & frozenset(lexical.terms(sentence)) and _INTEREST_CUES.search(sentence)
+                for sentence in _SENTENCE.split(self.text)
+            )
         return bool(frozenset(lexical.terms(value)) & self._terms)
 
     def mentions(self, value: Any) -> bool:
