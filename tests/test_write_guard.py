@@ -190,6 +190,9 @@ async def test_invented_profile_values_are_dropped_and_counted(script: Script, s
         "Hi! I'm Ana, I live in Lisbon and I work as a nurse.", "I moved to Porto last week.", "I love hiking."
     )
     result = await memory_run(store, said)
+    script.profile = lambda messages: tool_call("UserProfile", timezone="Porto")
+    again = await memory_run(store, [*said, HumanMessage("Porto is lovely.", id="h9")])
+    assert again["report"]["writes"]["unsupported_profile_values"] == 1
     profile = await store.aget(profile_ns("ana"), PROFILE_KEY)
     assert profile is not None
     assert profile.value == {"name": "Ana", "timezone": "Europe/Lisbon", "interests": ["hiking"]}

@@ -12,6 +12,7 @@ set only what the user stated, but nothing made them; this does, whatever the mo
   as their name: "I'm Ana", "my name is Ana", "call me Ana", "Ana here";
 * an interest must come from a sentence in which the user says they like it ("I love hiking"),
   not from any word they used ("moving" from "I moved to Porto");
+* a timezone must be an IANA name ("Porto" is a city, not a timezone);
 * a number must appear as such; other values (true/false) cannot be checked and are kept.
 
 Unsupported changes are dropped (the stored value stays) and counted in the run's report.
@@ -19,6 +20,7 @@ Clearing a value is a change too: it needs the user to have talked about it.
 """
 
 import re
+import zoneinfo
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +35,15 @@ _INTEREST_CUES = re.compile(
 )
 _SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n")
 _NAME_CUES = r"(?:i'm|i am|im|my name is|my name's|name is|call me|this is|it's|i go by|known as)"
+
+
+def _is_timezone(value: str) -> bool:
+    """An IANA timezone name ("Europe/Lisbon"), not a place the model put there ("Porto")."""
+    known = zoneinfo.available_timezones()
+    if known:
+        return value.strip() in known
+    # No timezone database on this system: the shape of one will do.
+    return re.fullmatch(r"UTC|[A-Z][A-Za-z_]+(?:/[A-Za-z_+-]+)+", value.strip()) is not None
 
 
 @dataclass
@@ -56,6 +67,8 @@ class Evidence:
         if field_name.lower() in USER_NAME_FIELDS:
             pattern = rf"\b{_NAME_CUES}\s+{re.escape(value.strip())}\b|\b{re.escape(value.strip())}\s+here\b"
             return re.search(pattern, self.text, re.IGNORECASE) is not None
+        if field_name.lower() == "timezone" and not _is_timezone(value):
+            return False
         if field_name.lower() in INTEREST_FIELDS:
             # An interest is something the user said they like, not any word they used ("moving"
             # from "I moved to Porto", "nurse" from "I work as a nurse").
