@@ -1,6 +1,6 @@
 """Shared fixtures: an in-memory store with hashed embeddings and a scripted model."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage
@@ -9,10 +9,30 @@ from langgraph.store.memory import InMemoryStore
 import agent.graph
 import memory_graph.graph
 from agent.summarization import SUMMARIZER_PROMPT
+from memory_graph.models import load_chat_model
+from tests.support.fake_openai import FakeOpenAI
 from tests.support.fakes import HashedEmbeddings, ScriptedChatModel, tool_call
 from tests.support.postgres import test_postgres  # noqa: F401 (a session fixture: the embedded PostgreSQL)
 
 Handler = Callable[[Sequence[BaseMessage]], AIMessage]
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeOpenAI]:
+    """The scripted OpenAI-compatible server on loopback, one per test module."""
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture
+def openai(fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
+    """The fake as the provider of every model, its rules reset (models are cached with their clients)."""
+    fake.reset()
+    for name, value in fake.env().items():
+        monkeypatch.setenv(name, value)
+    load_chat_model.cache_clear()
+    yield fake
+    load_chat_model.cache_clear()
 
 
 @pytest.fixture

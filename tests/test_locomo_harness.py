@@ -11,7 +11,6 @@ import io
 import json
 import re
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -90,12 +89,6 @@ RULES: list[Rule] = [
     {"when": {"model": JUDGE_MODEL}, "then": _verdict("WRONG")},
 ]
 LAST_LINE = re.compile(r"locomo: J=(\d\.\d{3}) questions=(\d+) memory_tokens_p50=(\d+)")
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as server:
-        yield server
 
 
 @pytest.fixture

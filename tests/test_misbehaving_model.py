@@ -5,7 +5,6 @@ client, so its own retries (429 and 5xx, timeouts) are part of what is tested.
 """
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,7 +18,6 @@ from memory_graph import failures
 from memory_graph.context import MemoryContext
 from memory_graph.cursor import load_processed_count
 from memory_graph.graph import builder
-from memory_graph.models import load_chat_model
 from tests.support.fake_openai import MISBEHAVIOURS, FakeOpenAI, misbehaving_rules
 
 CONVERSATION: list[BaseMessage] = [
@@ -31,23 +29,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 MAX_CALLS_PER_RUN = 30
 # Short waits so that the hanging and failing modes finish quickly.
 FAST = {"model_timeout_seconds": 1, "model_max_retries": 1, "retry_delay_seconds": 0}
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
-def openai(fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
-    """The fake as the provider of every model (clients are cached per base URL, so the cache is cleared)."""
-    fake.reset()
-    for name, value in fake.env().items():
-        monkeypatch.setenv(name, value)
-    load_chat_model.cache_clear()
-    yield fake
-    load_chat_model.cache_clear()
 
 
 async def seed(store: InMemoryStore) -> None:

@@ -6,7 +6,7 @@ The batching tests use the in-process scripted model; the request counts need th
 
 import logging
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -17,7 +17,6 @@ from memory.records import memory_namespace, memory_text
 from memory_graph.context import MemoryContext
 from memory_graph.cursor import load_processed_count
 from memory_graph.graph import builder
-from memory_graph.models import load_chat_model
 from tests.conftest import Script, prompt_text
 from tests.support.fake_openai import FakeOpenAI, Rule
 from tests.support.fakes import tool_call
@@ -121,23 +120,6 @@ EXTRACT: Rule = {
     "when": {"tool": "Memory"},
     "then": {"tool_calls": [{"name": "Memory", "arguments": {"content": CONTENT}}]},
 }
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
-def openai(fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
-    """The fake as the provider of every model (models are cached with their clients, so the cache is cleared)."""
-    fake.reset()
-    for name, value in fake.env().items():
-        monkeypatch.setenv(name, value)
-    load_chat_model.cache_clear()
-    yield fake
-    load_chat_model.cache_clear()
 
 
 async def fact_run(store: InMemoryStore, **context: Any) -> dict[str, Any]:

@@ -28,12 +28,6 @@ GOOD_EXTRACTOR: list[Rule] = [
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def server(fake: FakeOpenAI) -> Iterator[DevServer]:
     with DevServer(CONFIG, env={**fake.env(), **hs256_env()}) as dev_server:
         yield dev_server
