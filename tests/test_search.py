@@ -97,28 +97,28 @@ def _exact_top(embeddings: RandomEmbeddings, user: str, texts: list[str], query:
     return [f"{user}-{i}" for i in order]
 
 
-@pytest.mark.parametrize("exact_scan_limit", [postgres_search.EXACT_SCAN_LIMIT, 100])
 async def test_every_user_among_fifty_gets_their_own_exact_top_ten(
-    make_store: StoreFactory, monkeypatch: pytest.MonkeyPatch, exact_scan_limit: int
+    make_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # 50 users x 200 memories in one table: the store's own HNSW search (40 candidates from
     # everybody's vectors, then the user filter) leaves a user almost nothing. With a low exact-scan
     # limit, the search goes through the HNSW index first and must fall back rather than come back short.
-    monkeypatch.setattr(postgres_search, "EXACT_SCAN_LIMIT", exact_scan_limit)
     embeddings = RandomEmbeddings()
     store = await make_store(embeddings)
     texts = await _fill(store, users=50, per_user=200)
-    hits = asked = 0
-    for u in range(0, 50, 7):
-        user = f"user-{u}"
-        for q in range(3):
-            query = f"question {q} of {user}"
-            found = keys(await search_memories(store, memory_namespace(user), query, 10, SIMILARITY_ONLY))
-            assert len(found) == 10
-            assert all(key.startswith(f"{user}-") for key in found)
-            hits += len(set(found) & set(_exact_top(embeddings, user, texts[user], query, 10)))
-            asked += 10
-    assert hits / asked >= 0.95
+    for exact_scan_limit in (postgres_search.EXACT_SCAN_LIMIT, 100):
+        monkeypatch.setattr(postgres_search, "EXACT_SCAN_LIMIT", exact_scan_limit)
+        hits = asked = 0
+        for u in range(0, 50, 7):
+            user = f"user-{u}"
+            for q in range(3):
+                query = f"question {q} of {user}"
+                found = keys(await search_memories(store, memory_namespace(user), query, 10, SIMILARITY_ONLY))
+                assert len(found) == 10
+                assert all(key.startswith(f"{user}-") for key in found)
+                hits += len(set(found) & set(_exact_top(embeddings, user, texts[user], query, 10)))
+                asked += 10
+        assert hits / asked >= 0.95, f"exact-scan limit {exact_scan_limit}: {hits} of {asked}"
 
 
 async def test_a_user_with_fewer_memories_than_asked_gets_all_of_them(make_store: StoreFactory) -> None:
