@@ -50,22 +50,9 @@ async def record_change(
     before: Any,
     after: Any,
     provenance: Provenance,
+    extra: dict[str, Any] | None = None,
 ) -> None:
-    """Append one history entry for a change to the memory ``namespace``/``key``."""
-    await _append(store, user_id, namespace, key, action, before, after, provenance, {})
-
-
-async def _append(
-    store: BaseStore,
-    user_id: str,
-    namespace: tuple[str, ...],
-    key: str,
-    action: Action,
-    before: Any,
-    after: Any,
-    provenance: Provenance,
-    extra: dict[str, Any],
-) -> None:
+    """Append one history entry for a change to the memory ``namespace``/``key`` (``extra``: more fields)."""
     entry = {
         "namespace": list(namespace),
         "memory_key": key,
@@ -74,7 +61,7 @@ async def _append(
         "after": after,
         "at": datetime.now(UTC).isoformat(),
         **provenance.as_dict(),
-        **extra,
+        **(extra or {}),
     }
     await store.aput(history_namespace(user_id), str(uuid.uuid4()), entry, index=False)
 
@@ -185,7 +172,7 @@ async def undo_latest_change(
     else:
         await store.aput(namespace, key, dict(before), index=index)
     undone = {"action": latest.get("action"), "at": latest.get("at"), "source": latest.get("source")}
-    await _append(store, user_id, namespace, key, "undo", current, before, provenance, {"undoes": undone})
+    await record_change(store, user_id, namespace, key, "undo", current, before, provenance, {"undoes": undone})
     return latest
 
 

@@ -121,6 +121,11 @@ async def poll_advisory_lock(
     return True
 
 
+def namespace_scope(namespace: tuple[str, ...]) -> str:
+    """The lock scope of a kind of memory: its namespace without the user ("custom:recipes")."""
+    return ":".join(part for index, part in enumerate(namespace) if index != 1)
+
+
 @asynccontextmanager
 async def user_lock(store: BaseStore, user_id: str, scope: str) -> AsyncIterator[None]:
     """Hold the lock of ``user_id``'s ``scope`` (e.g. ``"memories"``, ``"profile"``) for the block."""

@@ -34,7 +34,7 @@ from langgraph.store.base import BaseStore
 
 from memory import lexical
 from memory.history import Action, Provenance, record_change
-from memory.locks import user_lock
+from memory.locks import namespace_scope, user_lock
 from memory.records import PROFILE_KEY, memory_text, profile_namespace
 from memory.search import cosine_similarity, find_candidates
 
@@ -264,7 +264,7 @@ def write_lock(store: BaseStore, user_id: str, namespace: tuple[str, ...]) -> Ab
 
     Every writer of memories holds it: the guard, and the user's own edits and undos.
     """
-    return user_lock(store, user_id, ":".join(part for index, part in enumerate(namespace) if index != 1) + ":write")
+    return user_lock(store, user_id, namespace_scope(namespace) + ":write")
 
 
 async def guarded_write(

@@ -99,6 +99,22 @@ class Writes:
             setattr(self, name, getattr(self, name) + value)
 
 
+async def write_document(
+    store: BaseStore,
+    user_id: str,
+    namespace: tuple[str, ...],
+    key: str,
+    before: dict[str, Any] | None,
+    value: dict[str, Any],
+    provenance: Provenance,
+) -> Writes:
+    """Store a document (the profile, a patch-mode record, learned instructions; unindexed) and log the change."""
+    await store.aput(namespace, key, value, index=False)
+    action: Action = "create" if before is None else "update"
+    await record_change(store, user_id, namespace, key, action, before, value, provenance)
+    return Writes(created=before is None, updated=before is not None)
+
+
 @dataclass
 class Extraction:
     """One memory type's changes from one batch, not yet written: a batch is written all or nothing."""
@@ -121,11 +137,7 @@ class Extraction:
                 writes.deleted += 1
                 continue
             if collection.document_key is not None:
-                await store.aput(namespace, target, value, index=False)
-                action: Action = "create" if before is None else "update"
-                await record_change(store, self.user_id, namespace, target, action, before, value, self.provenance)
-                writes.created += before is None
-                writes.updated += before is not None
+                writes.add(await write_document(store, self.user_id, namespace, target, before, value, self.provenance))
                 continue
             if self.stated_at is not None:
                 value = {**value, STATED_AT_FIELD: self.stated_at.isoformat()}

@@ -55,6 +55,13 @@ class Evidence:
 
     def __post_init__(self) -> None:
         self._terms = frozenset(lexical.terms(self.text))
+        # The words of the sentences in which the user says they like something.
+        self._liked = frozenset(
+            term
+            for sentence in _SENTENCE.split(self.text)
+            if _INTEREST_CUES.search(sentence)
+            for term in lexical.terms(sentence)
+        )
 
     def supports(self, field_name: str, value: Any) -> bool:
         """Whether the user's words support ``value`` for ``field_name``."""
@@ -72,11 +79,8 @@ class Evidence:
         if field_name.lower() in INTEREST_FIELDS:
             # An interest is something the user said they like, not any word they used ("moving"
             # from "I moved to Porto", "nurse" from "I work as a nurse").
-            return any(
-                frozenset(lexical.terms(value)) & frozenset(lexical.terms(sentence)) and _INTEREST_CUES.search(sentence)
-                for sentence in _SENTENCE.split(self.text)
-            )
-        return bool(frozenset(lexical.terms(value)) & self._terms)
+            return bool(frozenset(lexical.terms(value)) & self._liked)
+        return self.mentions(value)
 
     def mentions(self, value: Any) -> bool:
         """Whether the user talked about ``value`` at all (so that removing it may be right)."""

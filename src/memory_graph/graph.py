@@ -38,13 +38,13 @@ from langgraph.store.base import BaseStore
 from langgraph_sdk import get_client
 from langmem import create_prompt_optimizer
 
-from memory.history import Action, Provenance, Source, record_change
+from memory.history import Provenance, Source
 from memory.identity import resolve_user_id
-from memory.locks import user_lock
+from memory.locks import namespace_scope, user_lock
 from memory.records import instructions_namespace, message_time, parse_time
 from memory_graph import failures, kinds, prompts
 from memory_graph.budget import BudgetExceeded, CallLog, ExtractionError, MeteredChatModel, RunBudget, Usage
-from memory_graph.consolidation import Extraction, MemoryCollection, Writes, extract
+from memory_graph.consolidation import Extraction, MemoryCollection, Writes, extract, write_document
 from memory_graph.context import MemoryContext
 from memory_graph.cursor import load_processed_count, save_processed_count
 from memory_graph.evidence import Evidence
@@ -322,11 +322,6 @@ def route_batch(state: MemoryState) -> Literal["extract_batch", "finish_run"]:
     return "finish_run" if state["done"] else "extract_batch"
 
 
-def _scope(namespace: tuple[str, ...]) -> str:
-    """The lock scope of a memory type: its namespace without the user."""
-    return ":".join(part for index, part in enumerate(namespace) if index != 1)
-
-
 def _user_words(messages: Sequence[AnyMessage]) -> str:
     """What the user said in ``messages``: the only evidence a profile value may rest on."""
     return "\n".join(message.text for message in messages if isinstance(message, HumanMessage))
@@ -374,10 +369,7 @@ class InstructionsUpdate:
     async def write(self, store: BaseStore) -> Writes:
         """Store the refined instructions and log the change."""
         namespace = instructions_namespace(self.user_id)
-        await store.aput(namespace, self.key, self.value, index=False)
-        action: Action = "update" if self.before else "create"
-        await record_change(store, self.user_id, namespace, self.key, action, self.before, self.value, self.provenance)
-        return Writes(created=self.before is None, updated=self.before is not None)
+        return await write_document(store, self.user_id, namespace, self.key, self.before, self.value, self.provenance)
 
 
 async def refine_instructions(
@@ -435,7 +427,7 @@ def _jobs(state: MemoryState, runtime: Runtime[MemoryContext]) -> list[tuple[str
     def extracting(collection: MemoryCollection) -> Job:
         return lambda budget: _extract(state, runtime, collection, budget)
 
-    jobs = [(name, _scope(collection.namespace), extracting(collection)) for name, collection in collections]
+    jobs = [(name, namespace_scope(collection.namespace), extracting(collection)) for name, collection in collections]
     if memory.procedural.enabled:
         jobs.append(("procedural", "instructions", lambda budget: refine_instructions(state, runtime, budget)))
     return jobs
